@@ -1,0 +1,67 @@
+// Collector: takes snapshots of the caller's network namespace from the best available
+// source. Adapters create one at start-up and call Collect() once per interval; it keeps the
+// netlink socket and the read buffers between calls, so a collection allocates nothing per
+// socket.
+//
+// Source selection (SourceKind::kAuto): netlink sock_diag, else /proc/net/tcp{,6} when
+// netlink cannot be used (no sock_diag in the kernel, EACCES/EPERM in a locked-down
+// container). The choice and its reason travel with every snapshot (source_detail).
+#ifndef TCPSTATES_COMMON_COLLECTOR_H_
+#define TCPSTATES_COMMON_COLLECTOR_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/netlink_socket_table.h"
+#include "common/snapshot.h"
+
+namespace tcpstates {
+
+struct CollectorOptions {
+  SourceKind source = SourceKind::kAuto;
+  // Where tcp and tcp6 are read from by the /proc source. Tests point it at captured tables.
+  std::string proc_net_dir = "/proc/net";
+};
+
+// Parses "auto" | "netlink" | "proc"; InvalidArgument names the accepted values.
+absl::StatusOr<SourceKind> ParseSourceKind(absl::string_view text);
+
+class Collector {
+ public:
+  // Fails only when the requested source cannot be opened (netlink explicitly asked for and
+  // refused). kAuto always succeeds; a missing netlink shows in source_detail.
+  static absl::StatusOr<Collector> Create(const CollectorOptions& options);
+
+  Collector(Collector&&) noexcept;
+  Collector& operator=(Collector&&) noexcept;
+  ~Collector();
+
+  // Counts every TCP socket. `also` (optional) sees each socket as it is counted, for
+  // features that need more than counts. Fails only when nothing could be read; with kAuto a
+  // netlink failure switches to /proc for this and every later collection.
+  absl::StatusOr<Snapshot> Collect(std::optional<SocketVisitor> also = std::nullopt);
+
+  // The source the next Collect() will use, and why.
+  SourceKind source() const { return source_; }
+  const std::string& source_detail() const { return source_detail_; }
+
+ private:
+  Collector(const CollectorOptions& options);
+
+  absl::Status CollectFromNetlink(Snapshot* snapshot, std::optional<SocketVisitor> also);
+  absl::Status CollectFromProc(Snapshot* snapshot, std::optional<SocketVisitor> also);
+
+  CollectorOptions options_;
+  SourceKind source_;
+  std::string source_detail_;
+  std::optional<NetlinkSocketTable> netlink_;
+  static constexpr size_t kProcBufferSize = 64 * 1024;
+  std::unique_ptr<char[]> proc_buffer_;
+};
+
+}  // namespace tcpstates
+
+#endif  // TCPSTATES_COMMON_COLLECTOR_H_

@@ -1,0 +1,209 @@
+#include "common/netlink_socket_table.h"
+
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/posix_error.h"
+
+namespace tcpstates {
+namespace {
+
+// The kernel aligns messages and attributes to 4 bytes; reading fields through memcpy keeps
+// arbitrary (fuzzed) buffers free of misaligned loads.
+template <typename T>
+T Load(const uint8_t* p) {
+  T value;
+  std::memcpy(&value, p, sizeof value);
+  return value;
+}
+
+constexpr size_t Align4(size_t n) { return (n + 3) & ~size_t{3}; }
+
+// Walks the attributes after the base message for the ones we use.
+void DecodeAttributes(const uint8_t* p, size_t length, SocketRecord* record) {
+  while (length >= sizeof(nlattr)) {
+    const auto attr = Load<nlattr>(p);
+    if (attr.nla_len < sizeof(nlattr) || attr.nla_len > length) return;
+    if ((attr.nla_type & NLA_TYPE_MASK) == INET_DIAG_CGROUP_ID && attr.nla_len >= sizeof(nlattr) + 8) {
+      record->cgroup_id = Load<uint64_t>(p + sizeof(nlattr));
+    }
+    const size_t step = Align4(attr.nla_len);
+    if (step >= length) return;
+    p += step;
+    length -= step;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<DumpProgress> WalkDiagMessages(absl::Span<const uint8_t> data, uint32_t seq,
+                                              SocketVisitor visitor, WalkStats* stats) {
+  const uint8_t* p = data.data();
+  size_t left = data.size();
+  while (left >= sizeof(nlmsghdr)) {
+    const auto header = Load<nlmsghdr>(p);
+    if (header.nlmsg_len < sizeof(nlmsghdr) || header.nlmsg_len > left) {
+      // The rest of the buffer cannot be framed: count it once and stop reading it.
+      ++stats->malformed;
+      return DumpProgress::kMore;
+    }
+    const uint8_t* payload = p + sizeof(nlmsghdr);
+    const size_t payload_length = header.nlmsg_len - sizeof(nlmsghdr);
+    if (header.nlmsg_seq == seq) {
+      if (header.nlmsg_type == NLMSG_DONE) return DumpProgress::kDone;
+      if (header.nlmsg_type == NLMSG_ERROR) {
+        int error = payload_length >= sizeof(int) ? -Load<int>(payload) : EPROTO;
+        if (error == 0) return DumpProgress::kDone;  // an ACK ends nothing more to read
+        return PosixError(error, "sock_diag dump");
+      }
+      if (payload_length < sizeof(inet_diag_msg)) {
+        ++stats->malformed;
+      } else {
+        const auto msg = Load<inet_diag_msg>(payload);
+        if (msg.idiag_family != AF_INET && msg.idiag_family != AF_INET6) {
+          ++stats->malformed;
+        } else {
+          SocketRecord record;
+          record.family = msg.idiag_family == AF_INET ? Family::kIpv4 : Family::kIpv6;
+          record.state = msg.idiag_state;
+          record.local_port = ntohs(msg.id.idiag_sport);
+          record.remote_port = ntohs(msg.id.idiag_dport);
+          std::memcpy(record.remote_address.data(), msg.id.idiag_dst,
+                      record.remote_address.size());
+          record.inode = msg.idiag_inode;
+          const size_t base = Align4(sizeof(inet_diag_msg));
+          if (payload_length > base) {
+            DecodeAttributes(payload + base, payload_length - base, &record);
+          }
+          ++stats->sockets;
+          visitor(record);
+        }
+      }
+    }
+    const size_t step = Align4(header.nlmsg_len);
+    if (step >= left) break;
+    p += step;
+    left -= step;
+  }
+  if (left != 0 && left < sizeof(nlmsghdr)) ++stats->malformed;
+  return DumpProgress::kMore;
+}
+
+absl::StatusOr<NetlinkSocketTable> NetlinkSocketTable::Open() {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return PosixError(errno, "netlink sock_diag socket");
+  return NetlinkSocketTable(fd);
+}
+
+NetlinkSocketTable::NetlinkSocketTable(int fd)
+    : fd_(fd), buffer_(new uint8_t[kReceiveBufferSize]) {}
+
+NetlinkSocketTable::NetlinkSocketTable(NetlinkSocketTable&& other) noexcept
+    : fd_(other.fd_),
+      seq_(other.seq_),
+      per_family_(other.per_family_),
+      buffer_(std::move(other.buffer_)) {
+  other.fd_ = -1;
+}
+
+NetlinkSocketTable& NetlinkSocketTable::operator=(NetlinkSocketTable&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = other.fd_;
+    seq_ = other.seq_;
+    per_family_ = other.per_family_;
+    buffer_ = std::move(other.buffer_);
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+NetlinkSocketTable::~NetlinkSocketTable() {
+  if (fd_ >= 0) close(fd_);
+}
+
+absl::Status NetlinkSocketTable::Dump(uint32_t state_mask, SocketVisitor visitor,
+                                      WalkStats* stats) {
+  if (!per_family_) {
+    WalkStats legacy_stats;
+    absl::Status status = DumpOnce(/*legacy=*/true, AF_UNSPEC, state_mask, visitor, &legacy_stats);
+    if (status.ok() || legacy_stats.sockets > 0) {
+      // A failure after sockets were delivered is a real failure, not a refusal.
+      stats->sockets += legacy_stats.sockets;
+      stats->malformed += legacy_stats.malformed;
+      return status;
+    }
+    per_family_ = true;  // refused: remember, and never ask again
+  }
+  for (uint8_t family : {uint8_t{AF_INET}, uint8_t{AF_INET6}}) {
+    absl::Status status = DumpOnce(/*legacy=*/false, family, state_mask, visitor, stats);
+    // A kernel without IPv6 has no AF_INET6 TCP sockets to report.
+    if (!status.ok() && !(family == AF_INET6 && absl::IsNotFound(status))) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NetlinkSocketTable::DumpOnce(bool legacy, uint8_t family, uint32_t state_mask,
+                                          SocketVisitor visitor, WalkStats* stats) {
+  const uint32_t seq = ++seq_;
+  struct {
+    nlmsghdr header;
+    union {
+      inet_diag_req legacy;
+      inet_diag_req_v2 by_family;
+    } body;
+  } request{};
+  if (legacy) {
+    request.header.nlmsg_len = NLMSG_LENGTH(sizeof(inet_diag_req));
+    request.header.nlmsg_type = TCPDIAG_GETSOCK;
+    request.body.legacy.idiag_family = AF_INET;  // ignored: the kernel dumps every family
+    request.body.legacy.idiag_states = state_mask;
+  } else {
+    request.header.nlmsg_len = NLMSG_LENGTH(sizeof(inet_diag_req_v2));
+    request.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    request.body.by_family.sdiag_family = family;
+    request.body.by_family.sdiag_protocol = IPPROTO_TCP;
+    request.body.by_family.idiag_states = state_mask;
+  }
+  request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  request.header.nlmsg_seq = seq;
+
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  for (;;) {
+    ssize_t sent = sendto(fd_, &request, request.header.nlmsg_len, 0,
+                          reinterpret_cast<const sockaddr*>(&kernel), sizeof kernel);
+    if (sent >= 0) break;
+    if (errno != EINTR) return PosixError(errno, "sock_diag request");
+  }
+
+  for (;;) {
+    iovec iov{buffer_.get(), kReceiveBufferSize};
+    msghdr message{};
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    ssize_t received = recvmsg(fd_, &message, 0);
+    if (received < 0) {
+      if (errno == EINTR) continue;
+      return PosixError(errno, "sock_diag receive");
+    }
+    if (received == 0) return absl::UnavailableError("sock_diag: netlink socket closed");
+    if (message.msg_flags & MSG_TRUNC) {
+      return absl::InternalError("sock_diag: a reply did not fit the receive buffer");
+    }
+    absl::StatusOr<DumpProgress> progress = WalkDiagMessages(
+        absl::MakeConstSpan(buffer_.get(), static_cast<size_t>(received)), seq, visitor, stats);
+    if (!progress.ok()) return progress.status();
+    if (*progress == DumpProgress::kDone) return absl::OkStatus();
+  }
+}
+
+}  // namespace tcpstates

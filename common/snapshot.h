@@ -1,0 +1,68 @@
+// A snapshot: how many TCP sockets a network namespace holds in each state, per family,
+// and how the numbers were obtained. This is the value every adapter renders.
+#ifndef TCPSTATES_COMMON_SNAPSHOT_H_
+#define TCPSTATES_COMMON_SNAPSHOT_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/socket_record.h"
+#include "common/tcp_state.h"
+
+namespace tcpstates {
+
+// Socket counts indexed by state.
+class StateCounts {
+ public:
+  uint64_t operator[](TcpState state) const { return counts_[Index(state)]; }
+  uint64_t& operator[](TcpState state) { return counts_[Index(state)]; }
+
+  // Sockets in any state: what tcp_connections reports.
+  uint64_t Total() const;
+
+  StateCounts& operator+=(const StateCounts& other);
+  friend bool operator==(const StateCounts&, const StateCounts&) = default;
+
+ private:
+  static size_t Index(TcpState state) { return static_cast<size_t>(state) - kFirstState; }
+  std::array<uint64_t, kStateCount> counts_{};
+};
+
+// Which reader produced the numbers.
+enum class SourceKind : uint8_t { kAuto, kNetlink, kProc };
+
+// "auto", "netlink", "proc".
+absl::string_view SourceKindName(SourceKind kind);
+
+struct Snapshot {
+  StateCounts ipv4;
+  StateCounts ipv6;
+  // Sockets whose state number is outside 1..11: counted here, in no state and no total, so
+  // a future kernel state shows up instead of vanishing.
+  uint64_t unknown_state = 0;
+  // Lines or messages that could not be decoded.
+  uint64_t malformed = 0;
+
+  SourceKind source = SourceKind::kNetlink;  // never kAuto: the reader actually used
+  std::string source_detail;                 // how, and why this reader (for humans and logs)
+  absl::Time taken_at;                       // when the collection started
+  absl::Duration elapsed;                    // how long it took
+
+  StateCounts All() const;
+  const StateCounts& ForFamily(Family family) const {
+    return family == Family::kIpv4 ? ipv4 : ipv6;
+  }
+
+  // The headline metrics.
+  uint64_t connections() const { return ipv4.Total() + ipv6.Total(); }
+  uint64_t Count(TcpState state) const { return ipv4[state] + ipv6[state]; }
+};
+
+// Adds one socket to a snapshot's counts (the counting visitor).
+void CountSocket(const SocketRecord& record, Snapshot* snapshot);
+
+}  // namespace tcpstates
+
+#endif  // TCPSTATES_COMMON_SNAPSHOT_H_
