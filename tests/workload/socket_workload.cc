@@ -1,0 +1,244 @@
+#include "tests/workload/socket_workload.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/posix_error.h"
+
+namespace tcpstates::workload {
+namespace {
+
+absl::Status WriteSysctl(const char* path, absl::string_view value) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return PosixError(errno, path);
+  ssize_t n = write(fd, value.data(), value.size());
+  int error = errno;
+  close(fd);
+  if (n != static_cast<ssize_t>(value.size())) return PosixError(error, path);
+  return absl::OkStatus();
+}
+
+struct Endpoint {
+  sockaddr_storage address{};
+  socklen_t length = 0;
+};
+
+Endpoint Loopback(Family family) {
+  Endpoint e;
+  if (family == Family::kIpv4) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&e.address);
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    e.length = sizeof(sockaddr_in);
+  } else {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&e.address);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_addr = in6addr_loopback;
+    e.length = sizeof(sockaddr_in6);
+  }
+  return e;
+}
+
+int DomainOf(Family family) { return family == Family::kIpv4 ? AF_INET : AF_INET6; }
+
+// A listening socket on an ephemeral loopback port; `endpoint` receives its address.
+absl::StatusOr<int> Listen(Family family, int backlog, bool defer_accept, Endpoint* endpoint) {
+  int fd = socket(DomainOf(family), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return PosixError(errno, "socket");
+  *endpoint = Loopback(family);
+  if (family == Family::kIpv6) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  if (defer_accept) {
+    int seconds = 3600;  // far longer than any test: the request sockets stay in SYN_RECV
+    if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds) != 0) {
+      close(fd);
+      return PosixError(errno, "TCP_DEFER_ACCEPT");
+    }
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&endpoint->address), endpoint->length) != 0 ||
+      listen(fd, backlog) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&endpoint->address), &endpoint->length) != 0) {
+    int error = errno;
+    close(fd);
+    return PosixError(error, "bind/listen");
+  }
+  return fd;
+}
+
+absl::StatusOr<int> Connect(Family family, const Endpoint& endpoint) {
+  int fd = socket(DomainOf(family), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return PosixError(errno, "socket");
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&endpoint.address), endpoint.length) != 0) {
+    int error = errno;
+    close(fd);
+    return PosixError(error, "connect");
+  }
+  return fd;
+}
+
+struct Pair {
+  int client;
+  int server;
+};
+
+// `count` connected pairs through one new listener (kept, so it counts as LISTEN).
+absl::Status ConnectPairs(Family family, int count, Holdings* holdings, std::vector<Pair>* pairs) {
+  Endpoint endpoint;
+  absl::StatusOr<int> listener = Listen(family, count + 16, false, &endpoint);
+  if (!listener.ok()) return listener.status();
+  holdings->fds.push_back(*listener);
+  ++holdings->expected[TcpState::kListen];
+  for (int i = 0; i < count; ++i) {
+    absl::StatusOr<int> client = Connect(family, endpoint);
+    if (!client.ok()) return client.status();
+    int server = accept4(*listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (server < 0) {
+      close(*client);
+      return PosixError(errno, "accept");
+    }
+    pairs->push_back({*client, server});
+  }
+  return absl::OkStatus();
+}
+
+// Waits until the peer's FIN has arrived (read returns 0).
+absl::Status AwaitEof(int fd) {
+  char byte;
+  for (;;) {
+    ssize_t n = read(fd, &byte, 1);
+    if (n == 0) return absl::OkStatus();
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return PosixError(errno, "read");
+  }
+}
+
+}  // namespace
+
+absl::Status EnterFreshNetworkNamespace() {
+  if (unshare(CLONE_NEWNET) != 0) return PosixError(errno, "unshare(CLONE_NEWNET)");
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return PosixError(errno, "socket");
+  ifreq request{};
+  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+  absl::Status status;
+  if (ioctl(fd, SIOCGIFFLAGS, &request) != 0) {
+    status = PosixError(errno, "SIOCGIFFLAGS lo");
+  } else {
+    request.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &request) != 0) status = PosixError(errno, "SIOCSIFFLAGS lo");
+  }
+  close(fd);
+  if (!status.ok()) return status;
+  // Active closes must leave TIME_WAIT sockets, and big populations need big backlogs.
+  for (auto [path, value] : {std::pair{"/proc/sys/net/ipv4/tcp_tw_reuse", "0"},
+                             std::pair{"/proc/sys/net/core/somaxconn", "65535"},
+                             std::pair{"/proc/sys/net/ipv4/tcp_max_syn_backlog", "65535"}}) {
+    status = WriteSysctl(path, value);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+void RaiseFileLimit() {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+absl::Status Build(const Spec& spec, Family family, Holdings* holdings) {
+  StateCounts& expected = holdings->expected;
+  for (int i = 0; i < spec.listen; ++i) {
+    Endpoint endpoint;
+    absl::StatusOr<int> fd = Listen(family, 16, false, &endpoint);
+    if (!fd.ok()) return fd.status();
+    holdings->fds.push_back(*fd);
+    ++expected[TcpState::kListen];
+  }
+
+  if (spec.established > 0) {
+    std::vector<Pair> pairs;
+    absl::Status status = ConnectPairs(family, spec.established, holdings, &pairs);
+    for (const Pair& p : pairs) {
+      holdings->fds.push_back(p.client);
+      holdings->fds.push_back(p.server);
+    }
+    if (!status.ok()) return status;
+    expected[TcpState::kEstablished] += 2 * pairs.size();
+  }
+
+  if (spec.close_wait > 0) {
+    std::vector<Pair> pairs;
+    absl::Status status = ConnectPairs(family, spec.close_wait, holdings, &pairs);
+    for (const Pair& p : pairs) {
+      holdings->fds.push_back(p.client);
+      holdings->fds.push_back(p.server);
+    }
+    if (!status.ok()) return status;
+    for (const Pair& p : pairs) {
+      // The client's FIN puts the server in CLOSE_WAIT; the client, still open, waits in
+      // FIN_WAIT2 for a FIN that the server never sends.
+      if (shutdown(p.client, SHUT_WR) != 0) return PosixError(errno, "shutdown");
+      status = AwaitEof(p.server);
+      if (!status.ok()) return status;
+    }
+    expected[TcpState::kCloseWait] += pairs.size();
+    expected[TcpState::kFinWait2] += pairs.size();
+  }
+
+  if (spec.time_wait > 0) {
+    std::vector<Pair> pairs;
+    absl::Status status = ConnectPairs(family, spec.time_wait, holdings, &pairs);
+    for (const Pair& p : pairs) {
+      // Active close by the client: it ends in TIME_WAIT once the server closes too.
+      close(p.client);
+      if (status.ok()) status = AwaitEof(p.server);
+      close(p.server);
+    }
+    if (!status.ok()) return status;
+    expected[TcpState::kTimeWait] += pairs.size();
+  }
+
+  if (spec.syn_recv > 0) {
+    Endpoint endpoint;
+    absl::StatusOr<int> listener = Listen(family, spec.syn_recv + 16, true, &endpoint);
+    if (!listener.ok()) return listener.status();
+    holdings->fds.push_back(*listener);
+    ++expected[TcpState::kListen];
+    for (int i = 0; i < spec.syn_recv; ++i) {
+      // The handshake completes for the client, but with TCP_DEFER_ACCEPT the server keeps
+      // a request socket until data arrives, and none ever does.
+      absl::StatusOr<int> client = Connect(family, endpoint);
+      if (!client.ok()) return client.status();
+      holdings->fds.push_back(*client);
+    }
+    expected[TcpState::kSynRecv] += spec.syn_recv;
+    expected[TcpState::kEstablished] += spec.syn_recv;
+  }
+  return absl::OkStatus();
+}
+
+std::string FormatCounts(const StateCounts& counts) {
+  std::string out;
+  for (TcpState state : kAllStates) {
+    absl::StrAppend(&out, out.empty() ? "" : " ", MetricName(state), "=", counts[state]);
+  }
+  return out;
+}
+
+}  // namespace tcpstates::workload

@@ -1,0 +1,53 @@
+// Builds an exact, known TCP socket population over loopback, for tests and benchmarks.
+//
+// Each requested count is created for real through the kernel (connect, shutdown, close) so
+// that the expected per-state numbers follow from construction, not from observation:
+//   listen      N listening sockets on their own ports
+//   established N client/server pairs           -> 2N ESTABLISHED
+//   close_wait  N pairs, the client shut down    -> N CLOSE_WAIT (server) + N FIN_WAIT2 (client)
+//   time_wait   N pairs, the client closed first -> N TIME_WAIT (needs tcp_tw_reuse=0)
+//   syn_recv    N clients of a TCP_DEFER_ACCEPT listener that send nothing
+//                                               -> N SYN_RECV (server) + N ESTABLISHED (client)
+// Every helper listener that pairs are made through counts as one more LISTEN socket.
+#ifndef TCPSTATES_TESTS_WORKLOAD_SOCKET_WORKLOAD_H_
+#define TCPSTATES_TESTS_WORKLOAD_SOCKET_WORKLOAD_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/snapshot.h"
+
+namespace tcpstates::workload {
+
+struct Spec {
+  int listen = 0;
+  int established = 0;
+  int close_wait = 0;
+  int time_wait = 0;
+  int syn_recv = 0;
+};
+
+// A process holding sockets. Closing `fds` releases them.
+struct Holdings {
+  std::vector<int> fds;
+  StateCounts expected;  // what the kernel should now report for this family
+};
+
+// Puts the calling process in a fresh network namespace with lo up, tcp_tw_reuse=0 and
+// backlogs large enough for the workload. Needs CAP_SYS_ADMIN.
+absl::Status EnterFreshNetworkNamespace();
+
+// Raises the open-file soft limit to the hard limit.
+void RaiseFileLimit();
+
+// Creates the sockets of `spec` for `family` on loopback and adds them to `holdings`.
+absl::Status Build(const Spec& spec, Family family, Holdings* holdings);
+
+// "established=N syn_sent=N ... closing=N" in kernel state order.
+std::string FormatCounts(const StateCounts& counts);
+
+}  // namespace tcpstates::workload
+
+#endif  // TCPSTATES_TESTS_WORKLOAD_SOCKET_WORKLOAD_H_
