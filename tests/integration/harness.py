@@ -1,0 +1,136 @@
+"""Shared pieces of the integration tests: binaries, socket workloads, waiting.
+
+Every test that measures sockets runs the measured program inside a fresh network namespace
+created by tcpstates-workload (--new_netns), so the host's own sockets and sysctls are never
+touched, and the namespace disappears with the workload process even when a test fails.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+BUILD_DIR = os.environ.get("TCPSTATES_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "release"))
+
+STATES = ["established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2", "time_wait",
+          "close", "close_wait", "last_ack", "listen", "closing"]
+
+# ss prints states with dashes and some abbreviations.
+SS_STATE_NAMES = {"ESTAB": "established", "SYN-SENT": "syn_sent", "SYN-RECV": "syn_recv",
+                  "FIN-WAIT-1": "fin_wait1", "FIN-WAIT-2": "fin_wait2", "TIME-WAIT": "time_wait",
+                  "UNCONN": "close", "CLOSE": "close", "CLOSE-WAIT": "close_wait",
+                  "LAST-ACK": "last_ack", "LISTEN": "listen", "CLOSING": "closing"}
+
+
+def binary(relative_path):
+    """Absolute path of a built program, e.g. binary('plugins/cli/tcpstates')."""
+    path = os.path.abspath(os.path.join(BUILD_DIR, relative_path))
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is not built")
+    return path
+
+
+def require_root():
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("needs root for network namespaces")
+
+
+class Workload:
+    """A tcpstates-workload process holding a known socket population in its own netns.
+
+    Use as a context manager. `expected[family][state]` holds the counts by construction;
+    `total(state)` sums families. `run(argv)` runs a program inside the namespace.
+    """
+
+    def __init__(self, families="ipv4,ipv6", **counts):
+        argv = [binary("tests/workload/tcpstates-workload"), "--new_netns", f"--families={families}"]
+        argv += [f"--{name}={value}" for name, value in counts.items()]
+        self.argv = argv
+        self.expected = {}
+        self.netns = None
+        self.process = None
+
+    def __enter__(self):
+        self.process = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        for line in self.process.stdout:
+            words = line.split()
+            if words[:1] == ["netns"]:
+                self.netns = words[1]
+            elif words[:1] == ["expect"]:
+                self.expected[words[1]] = {k: int(v) for k, v in (w.split("=") for w in words[2:])}
+            elif words == ["ready"]:
+                break
+        else:
+            err = self.process.stderr.read()
+            self.process.wait()
+            raise RuntimeError(f"workload failed: {err}")
+        for family in ("ipv4", "ipv6"):
+            self.expected.setdefault(family, {state: 0 for state in STATES})
+        return self
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return False
+
+    def total(self, state):
+        return sum(self.expected[f][state] for f in self.expected)
+
+    def connections(self):
+        return sum(self.total(state) for state in STATES)
+
+    def nsenter(self, argv):
+        """argv prefixed so that it runs inside the workload's network namespace."""
+        return ["nsenter", f"--net={self.netns}"] + list(argv)
+
+    def run(self, argv, **kwargs):
+        return subprocess.run(self.nsenter(argv), capture_output=True, text=True, timeout=60, **kwargs)
+
+    def ss_counts(self):
+        """{family: {state: count}} as `ss -tan` reports inside the namespace."""
+        counts = {f: {s: 0 for s in STATES} for f in ("ipv4", "ipv6")}
+        for flag, family in (("-4", "ipv4"), ("-6", "ipv6")):
+            out = self.run(["ss", "-tan", flag]).stdout.splitlines()[1:]
+            for line in out:
+                counts[family][SS_STATE_NAMES[line.split()[0]]] += 1
+        return counts
+
+    def settle(self, timeout=10.0):
+        """Waits until `ss` sees exactly the expected population (transitions on loopback,
+        e.g. LAST_ACK -> CLOSED, finish asynchronously); returns what ss saw last."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.ss_counts()
+            if seen == self.expected or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.05)
+
+
+def wait_for(predicate, timeout, interval=0.1):
+    """Polls predicate() until it returns a truthy value or timeout passes; returns the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+class TempDir:
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix="tcpstates-test-")
+        return self.path
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)
+        return False
