@@ -43,17 +43,15 @@ absl::StatusOr<Collector> Collector::Create(const CollectorOptions& options) {
       }
       if (options.source == SourceKind::kNetlink) return table.status();
       collector.source_ = SourceKind::kProc;
-      collector.source_detail_ =
-          absl::StrCat("/proc/net/tcp{,6} (auto: netlink unavailable: ", table.status().message(),
-                       ")");
+      collector.source_detail_ = absl::StrCat(
+          "/proc/net/tcp{,6} (auto: netlink unavailable: ", table.status().message(), ")");
       return collector;
     }
   }
   return absl::InternalError("unreachable source kind");
 }
 
-absl::Status Collector::CollectFromNetlink(Snapshot* snapshot,
-                                           std::optional<SocketVisitor> also) {
+absl::Status Collector::CollectFromNetlink(Snapshot* snapshot, std::optional<SocketVisitor> also) {
   WalkStats stats;
   absl::Status status = netlink_->Dump(
       kAllStateMask,
@@ -100,8 +98,8 @@ absl::StatusOr<Snapshot> Collector::Collect(std::optional<SocketVisitor> also) {
       // The socket opened but the kernel refused the dump (seen in locked-down containers).
       // /proc gives the same counts: switch for good, and start this snapshot afresh.
       source_ = SourceKind::kProc;
-      source_detail_ = absl::StrCat("/proc/net/tcp{,6} (auto: netlink dump failed: ",
-                                    status.message(), ")");
+      source_detail_ =
+          absl::StrCat("/proc/net/tcp{,6} (auto: netlink dump failed: ", status.message(), ")");
       netlink_.reset();
       snapshot = Snapshot();
       snapshot.taken_at = absl::Now();

@@ -32,7 +32,8 @@ void DecodeAttributes(const uint8_t* p, size_t length, SocketRecord* record) {
   while (length >= sizeof(nlattr)) {
     const auto attr = Load<nlattr>(p);
     if (attr.nla_len < sizeof(nlattr) || attr.nla_len > length) return;
-    if ((attr.nla_type & NLA_TYPE_MASK) == INET_DIAG_CGROUP_ID && attr.nla_len >= sizeof(nlattr) + 8) {
+    if ((attr.nla_type & NLA_TYPE_MASK) == INET_DIAG_CGROUP_ID &&
+        attr.nla_len >= sizeof(nlattr) + 8) {
       record->cgroup_id = Load<uint64_t>(p + sizeof(nlattr));
     }
     const size_t step = Align4(attr.nla_len);
@@ -76,8 +77,7 @@ absl::StatusOr<DumpProgress> WalkDiagMessages(absl::Span<const uint8_t> data, ui
           record.state = msg.idiag_state;
           record.local_port = ntohs(msg.id.idiag_sport);
           record.remote_port = ntohs(msg.id.idiag_dport);
-          std::memcpy(record.remote_address.data(), msg.id.idiag_dst,
-                      record.remote_address.size());
+          std::memcpy(record.remote_address.data(), msg.id.idiag_dst, record.remote_address.size());
           record.inode = msg.idiag_inode;
           const size_t base = Align4(sizeof(inet_diag_msg));
           if (payload_length > base) {

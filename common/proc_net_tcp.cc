@@ -124,8 +124,7 @@ bool ParseProcNetTcpLine(absl::string_view line, Family family, SocketRecord* re
 
 namespace {
 
-void ParseOneLine(absl::string_view line, Family family, SocketVisitor visitor,
-                  WalkStats* stats) {
+void ParseOneLine(absl::string_view line, Family family, SocketVisitor visitor, WalkStats* stats) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   SocketRecord record;
   if (ParseProcNetTcpLine(line, family, &record)) {
@@ -154,8 +153,8 @@ absl::Status ReadProcNetTcp(const char* path, Family family, absl::Span<char> bu
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return PosixError(errno, absl::StrCat("open ", path));
 
-  size_t filled = 0;            // bytes of an unfinished line at the front of buffer
-  bool skipping_long = false;   // inside a line that did not fit the buffer
+  size_t filled = 0;           // bytes of an unfinished line at the front of buffer
+  bool skipping_long = false;  // inside a line that did not fit the buffer
   absl::Status status;
   for (;;) {
     ssize_t n = read(fd, buffer.data() + filled, buffer.size() - filled);

@@ -16,8 +16,8 @@ void SetUpProgramUsage(absl::string_view program, absl::string_view usage,
   config.version_string = [name = std::string(program)] {
     return absl::StrCat(name, " ", TCPSTATES_VERSION, "\n");
   };
-  config.contains_helpshort_flags = [fragment = std::string(flags_file_fragment)](
-                                        absl::string_view path) {
+  config.contains_helpshort_flags = [fragment =
+                                         std::string(flags_file_fragment)](absl::string_view path) {
     return absl::StrContains(path, fragment);
   };
   config.contains_help_flags = config.contains_helpshort_flags;

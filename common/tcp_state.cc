@@ -25,9 +25,7 @@ constexpr std::array<StateNames, kStateCount> kNames = {{
     {"closing", "CLOSING"},
 }};
 
-const StateNames& NamesOf(TcpState state) {
-  return kNames[static_cast<int>(state) - kFirstState];
-}
+const StateNames& NamesOf(TcpState state) { return kNames[static_cast<int>(state) - kFirstState]; }
 
 }  // namespace
 
@@ -51,8 +49,6 @@ std::optional<TcpState> ParseState(absl::string_view name) {
   return std::nullopt;
 }
 
-absl::string_view FamilyName(Family family) {
-  return family == Family::kIpv4 ? "ipv4" : "ipv6";
-}
+absl::string_view FamilyName(Family family) { return family == Family::kIpv4 ? "ipv4" : "ipv6"; }
 
 }  // namespace tcpstates

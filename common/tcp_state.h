@@ -34,8 +34,8 @@ inline constexpr int kStateCount = kLastState - kFirstState + 1;
 
 // All states in kernel order, for loops that must visit every state.
 inline constexpr std::array<TcpState, kStateCount> kAllStates = {
-    TcpState::kEstablished, TcpState::kSynSent,  TcpState::kSynRecv,   TcpState::kFinWait1,
-    TcpState::kFinWait2,    TcpState::kTimeWait, TcpState::kClose,     TcpState::kCloseWait,
+    TcpState::kEstablished, TcpState::kSynSent,  TcpState::kSynRecv, TcpState::kFinWait1,
+    TcpState::kFinWait2,    TcpState::kTimeWait, TcpState::kClose,   TcpState::kCloseWait,
     TcpState::kLastAck,     TcpState::kListen,   TcpState::kClosing,
 };
 

@@ -51,9 +51,8 @@ std::string RenderTable(const Snapshot& s) {
   }
   absl::StrAppendFormat(&out, "%-12s %10d %10d %10d\n", "all", s.ipv4.Total(), s.ipv6.Total(),
                         s.connections());
-  absl::StrAppendFormat(&out, "\nsource: %s (%s)\ncollected in %.3f ms\n",
-                        SourceKindName(s.source), s.source_detail,
-                        absl::ToDoubleMilliseconds(s.elapsed));
+  absl::StrAppendFormat(&out, "\nsource: %s (%s)\ncollected in %.3f ms\n", SourceKindName(s.source),
+                        s.source_detail, absl::ToDoubleMilliseconds(s.elapsed));
   if (s.malformed > 0) {
     absl::StrAppendFormat(&out, "warning: %d malformed lines or messages skipped\n", s.malformed);
   }

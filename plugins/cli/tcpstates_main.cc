@@ -35,10 +35,12 @@ int main(int argc, char** argv) {
   absl::StatusOr<tcpstates::SourceKind> source =
       tcpstates::ParseSourceKind(absl::GetFlag(FLAGS_source));
   if (!source.ok()) {
-    std::fprintf(stderr, "tcpstates: --source: %s\n", std::string(source.status().message()).c_str());
+    std::fprintf(stderr, "tcpstates: --source: %s\n",
+                 std::string(source.status().message()).c_str());
     return 2;
   }
-  absl::StatusOr<tcpstates::Collector> collector = tcpstates::Collector::Create({.source = *source});
+  absl::StatusOr<tcpstates::Collector> collector =
+      tcpstates::Collector::Create({.source = *source});
   if (!collector.ok()) {
     std::fprintf(stderr, "tcpstates: cannot open the socket table: %s\n",
                  collector.status().ToString().c_str());

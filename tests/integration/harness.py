@@ -81,6 +81,8 @@ class Workload:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.process.stdout.close()
+        self.process.stderr.close()
         return False
 
     def total(self, state):

@@ -29,7 +29,8 @@ ABSL_FLAG(int, listen, 0, "Listening sockets per family.");
 ABSL_FLAG(int, established, 0, "ESTABLISHED pairs per family (2 sockets each).");
 ABSL_FLAG(int, close_wait, 0, "CLOSE_WAIT/FIN_WAIT2 pairs per family.");
 ABSL_FLAG(int, time_wait, 0, "TIME_WAIT sockets per family.");
-ABSL_FLAG(int, syn_recv, 0, "SYN_RECV request sockets per family (plus their ESTABLISHED clients).");
+ABSL_FLAG(int, syn_recv, 0,
+          "SYN_RECV request sockets per family (plus their ESTABLISHED clients).");
 
 int main(int argc, char** argv) {
   tcpstates::SetUpProgramUsage("tcpstates-workload",
@@ -65,7 +66,8 @@ int main(int argc, char** argv) {
     } else if (name == "ipv6") {
       family = tcpstates::Family::kIpv6;
     } else {
-      std::fprintf(stderr, "tcpstates-workload: unknown family \"%s\"\n", std::string(name).c_str());
+      std::fprintf(stderr, "tcpstates-workload: unknown family \"%s\"\n",
+                   std::string(name).c_str());
       return 2;
     }
     tcpstates::workload::Holdings& holdings = held.emplace_back();

@@ -1,0 +1,112 @@
+"""The core through the tcpstates CLI, in a namespace with a known socket population.
+
+Counts must equal the workload's construction exactly, with the netlink source and with the
+/proc source, and equal what `ss -tan` reports in the same namespace.
+"""
+
+import json
+import subprocess
+import unittest
+
+import harness
+from harness import STATES
+
+
+def cli(*args):
+    return [harness.binary("plugins/cli/tcpstates"), *args]
+
+
+class CliWorkloadTest(unittest.TestCase):
+    def setUp(self):
+        harness.require_root()
+
+    def collect(self, workload, source):
+        result = workload.run(cli("--json", f"--source={source}"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return json.loads(result.stdout)
+
+    def assert_exact(self, workload):
+        seen_by_ss = workload.settle()
+        self.assertEqual(seen_by_ss, workload.expected, "ss disagrees with the construction")
+        for source in ("netlink", "proc", "auto"):
+            with self.subTest(source=source):
+                snapshot = self.collect(workload, source)
+                self.assertEqual(snapshot["source"], "proc" if source == "proc" else "netlink")
+                self.assertEqual(snapshot["states"], workload.expected)
+                self.assertEqual(snapshot["tcp_connections"], workload.connections())
+                self.assertEqual(snapshot["tcp_established"], workload.total("established"))
+                self.assertEqual(snapshot["tcp_time_wait"], workload.total("time_wait"))
+                self.assertEqual(snapshot["tcp_close_wait"], workload.total("close_wait"))
+                self.assertEqual(snapshot["tcp_listen"], workload.total("listen"))
+                self.assertEqual(snapshot["malformed"], 0)
+                self.assertEqual(snapshot["unknown_state"], 0)
+
+    def test_every_state_both_families(self):
+        with harness.Workload(listen=300, established=300, close_wait=300, time_wait=300,
+                              syn_recv=300) as workload:
+            self.assertEqual(workload.total("close_wait"), 600)
+            self.assertEqual(workload.total("syn_recv"), 600)
+            self.assert_exact(workload)
+
+    def test_ipv4_only(self):
+        with harness.Workload(families="ipv4", listen=200, established=250, close_wait=150,
+                              time_wait=350, syn_recv=100) as workload:
+            self.assert_exact(workload)
+
+    def test_ipv6_only(self):
+        with harness.Workload(families="ipv6", listen=120, established=310, close_wait=220,
+                              time_wait=130, syn_recv=240) as workload:
+            self.assert_exact(workload)
+
+    def test_empty_namespace(self):
+        with harness.Workload() as workload:
+            self.assertEqual(workload.connections(), 0)
+            self.assert_exact(workload)
+
+    def test_table_output_leads_with_the_five_metrics(self):
+        with harness.Workload(families="ipv4", listen=3, close_wait=12) as workload:
+            workload.settle()
+            result = workload.run(cli())
+            self.assertEqual(result.returncode, 0, result.stderr)
+            lines = result.stdout.splitlines()
+            first = {line.split()[0]: int(line.split()[1]) for line in lines[:5]}
+            self.assertEqual(first, {
+                "tcp_connections": workload.connections(),
+                "tcp_established": 0,
+                "tcp_time_wait": 0,
+                "tcp_close_wait": 12,
+                "tcp_listen": 4,
+            })
+            rows = {line.split()[0]: line.split()[1:] for line in lines if line.split()[:1] and
+                    line.split()[0] in [s.upper() for s in STATES]}
+            self.assertEqual(rows["CLOSE_WAIT"], ["12", "0", "12"])
+            self.assertEqual(rows["FIN_WAIT2"], ["12", "0", "12"])
+            self.assertIn("source: netlink", result.stdout)
+            self.assertIn("collected in", result.stdout)
+
+
+class CliUsageTest(unittest.TestCase):
+    def test_version(self):
+        result = subprocess.run(cli("--version"), capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0)
+        version = open(harness.os.path.join(harness.BUILD_DIR, "generated/common/version.h")).read()
+        self.assertIn(f'"{result.stdout.split()[1]}"', version)
+        self.assertEqual(result.stdout.split()[0], "tcpstates")
+
+    def test_help_lists_own_flags(self):
+        result = subprocess.run(cli("--help"), capture_output=True, text=True)
+        self.assertIn("--source", result.stdout + result.stderr)
+        self.assertIn("--json", result.stdout + result.stderr)
+
+    def test_bad_source_is_a_usage_error(self):
+        result = subprocess.run(cli("--source=ebpf"), capture_output=True, text=True)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("expected auto, netlink or proc", result.stderr)
+
+    def test_unexpected_argument_is_a_usage_error(self):
+        result = subprocess.run(cli("extra"), capture_output=True, text=True)
+        self.assertEqual(result.returncode, 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
