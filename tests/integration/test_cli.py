@@ -89,7 +89,8 @@ class CliUsageTest(unittest.TestCase):
     def test_version(self):
         result = subprocess.run(cli("--version"), capture_output=True, text=True)
         self.assertEqual(result.returncode, 0)
-        version = open(harness.os.path.join(harness.BUILD_DIR, "generated/common/version.h")).read()
+        with open(harness.os.path.join(harness.BUILD_DIR, "generated/common/version.h")) as header:
+            version = header.read()
         self.assertIn(f'"{result.stdout.split()[1]}"', version)
         self.assertEqual(result.stdout.split()[0], "tcpstates")
 
