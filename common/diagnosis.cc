@@ -1,0 +1,19 @@
+#include "common/diagnosis.h"
+
+namespace tcpstates {
+
+Diagnoser::Diagnoser(const DiagnosisOptions& options) {
+  if (options.close_wait_owners) owners_.emplace(options.owners);
+  if (options.listen_inventory) listen_.emplace(options.max_listen_ports);
+  if (options.port_pressure) pressure_.emplace(options.sys_net_ipv4);
+}
+
+Diagnosis Diagnoser::Finish() {
+  Diagnosis diagnosis;
+  if (owners_) diagnosis.close_wait = owners_->Attribute();
+  if (listen_) diagnosis.listen = listen_->Finish();
+  if (pressure_) diagnosis.port_pressure = pressure_->Finish();
+  return diagnosis;
+}
+
+}  // namespace tcpstates

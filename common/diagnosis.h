@@ -1,0 +1,59 @@
+// From counts to culprits: the per-socket analyses that answer "which process holds the
+// CLOSE_WAIT sockets", "which listener disappeared" and "how close is TIME_WAIT churn to
+// exhausting ephemeral ports". One Diagnoser rides along with a Collector:
+//
+//   Diagnoser diagnoser(options);
+//   absl::StatusOr<Snapshot> snapshot =
+//       collector.Collect([&](const SocketRecord& r) { diagnoser.Observe(r); });
+//   Diagnosis diagnosis = diagnoser.Finish();
+//
+// Each analysis is optional; its memory is bounded by its cap whatever the socket count.
+#ifndef TCPSTATES_COMMON_DIAGNOSIS_H_
+#define TCPSTATES_COMMON_DIAGNOSIS_H_
+
+#include <optional>
+
+#include "common/close_wait_owners.h"
+#include "common/listen_inventory.h"
+#include "common/port_pressure.h"
+
+namespace tcpstates {
+
+struct DiagnosisOptions {
+  bool close_wait_owners = true;
+  CloseWaitOwnersOptions owners;
+  bool listen_inventory = true;
+  size_t max_listen_ports = 256;
+  bool port_pressure = true;
+  std::string sys_net_ipv4 = "/proc/sys/net/ipv4";
+};
+
+struct Diagnosis {
+  std::optional<CloseWaitAttribution> close_wait;
+  std::optional<ListenReport> listen;
+  std::optional<PortPressureReport> port_pressure;
+};
+
+class Diagnoser {
+ public:
+  explicit Diagnoser(const DiagnosisOptions& options = {});
+
+  void Observe(const SocketRecord& record) {
+    if (owners_) owners_->Observe(record);
+    if (listen_) listen_->Observe(record);
+    if (pressure_) pressure_->Observe(record);
+  }
+
+  // Completes the analyses of the sockets observed since the last call. Attribution of
+  // CLOSE_WAIT sockets costs nothing when there were none.
+  Diagnosis Finish();
+
+ private:
+  std::optional<CloseWaitOwners> owners_;
+  std::optional<ListenInventory> listen_;
+  std::optional<PortPressure> pressure_;
+};
+
+}  // namespace tcpstates
+
+#endif  // TCPSTATES_COMMON_DIAGNOSIS_H_

@@ -1,0 +1,52 @@
+// Listening sockets by (family, port), and the ports that stopped listening since the
+// previous collection: a drop in LISTEN named by port instead of just counted.
+#ifndef TCPSTATES_COMMON_LISTEN_INVENTORY_H_
+#define TCPSTATES_COMMON_LISTEN_INVENTORY_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "common/socket_record.h"
+
+namespace tcpstates {
+
+struct ListenPort {
+  Family family = Family::kIpv4;
+  uint16_t port = 0;
+  uint64_t sockets = 0;  // several with SO_REUSEPORT or several local addresses
+  friend bool operator==(const ListenPort&, const ListenPort&) = default;
+};
+
+struct ListenReport {
+  std::vector<ListenPort> listening;  // sorted by family, then port
+  // Ports listening at the previous collection and not now (sockets: how many there were).
+  std::vector<ListenPort> vanished;
+  uint64_t untracked_sockets = 0;  // LISTEN sockets on ports beyond the cap
+  bool has_previous = false;       // false on the first collection: nothing can have vanished
+};
+
+class ListenInventory {
+ public:
+  // At most `max_ports` ports are tracked (bounded cardinality for the metrics built from
+  // them). Ports seen at the previous collection are always tracked, so a vanished port is
+  // never missed because of the cap.
+  explicit ListenInventory(size_t max_ports = 256) : max_ports_(max_ports) {}
+
+  void Observe(const SocketRecord& record);
+  ListenReport Finish();
+
+ private:
+  static uint32_t Key(Family family, uint16_t port) {
+    return (static_cast<uint32_t>(family) << 16) | port;
+  }
+  size_t max_ports_;
+  absl::flat_hash_map<uint32_t, uint64_t> current_;
+  absl::flat_hash_map<uint32_t, uint64_t> previous_;
+  uint64_t untracked_ = 0;
+  bool has_previous_ = false;
+};
+
+}  // namespace tcpstates
+
+#endif  // TCPSTATES_COMMON_LISTEN_INVENTORY_H_

@@ -1,0 +1,79 @@
+// Ephemeral-port pressure: per remote endpoint (address, port), how many sockets use a local
+// port from the ephemeral range (net.ipv4.ip_local_port_range), in any state, TIME_WAIT
+// included. Connections toward one endpoint from one local address can use at most
+// range-size local ports; TIME_WAIT churn toward a backend exhausts them first. The report
+// names the endpoint closest to exhaustion and the settings that shape the pressure.
+#ifndef TCPSTATES_COMMON_PORT_PRESSURE_H_
+#define TCPSTATES_COMMON_PORT_PRESSURE_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "common/socket_record.h"
+
+namespace tcpstates {
+
+// The namespace's sysctls that decide how fast ports run out. -1 where unreadable.
+struct PortSettings {
+  int range_low = 32768;  // net.ipv4.ip_local_port_range
+  int range_high = 60999;
+  int fin_timeout = -1;     // net.ipv4.tcp_fin_timeout (seconds in FIN_WAIT2 when orphaned)
+  int tw_reuse = -1;        // net.ipv4.tcp_tw_reuse (0 off, 1 on, 2 loopback only)
+  int max_tw_buckets = -1;  // net.ipv4.tcp_max_tw_buckets
+  int range_size() const { return range_high - range_low + 1; }
+};
+
+// Reads PortSettings from `sys_net_ipv4` (normally /proc/sys/net/ipv4).
+PortSettings ReadPortSettings(const std::string& sys_net_ipv4 = "/proc/sys/net/ipv4");
+
+struct EndpointUsage {
+  Family family = Family::kIpv4;
+  std::array<uint8_t, 16> address{};  // network byte order
+  uint16_t port = 0;
+  uint64_t ports_in_use = 0;
+  double ratio = 0;  // ports_in_use / range size
+  // "10.0.0.1:443" or "[2001:db8::1]:443".
+  std::string EndpointText() const;
+};
+
+struct PortPressureReport {
+  PortSettings settings;
+  std::optional<EndpointUsage> busiest;  // none when no socket uses an ephemeral port
+  size_t endpoints = 0;                  // distinct remote endpoints seen
+  uint64_t untracked_sockets = 0;        // sockets toward endpoints beyond the cap
+};
+
+class PortPressure {
+ public:
+  // At most `max_endpoints` endpoints are tracked per collection, keeping memory flat.
+  explicit PortPressure(std::string sys_net_ipv4 = "/proc/sys/net/ipv4",
+                        size_t max_endpoints = 16384);
+
+  void Observe(const SocketRecord& record);
+  // Reports the collection just observed, then re-reads the settings for the next one.
+  PortPressureReport Finish();
+
+ private:
+  struct Key {
+    Family family;
+    uint16_t port;
+    std::array<uint8_t, 16> address;
+    template <typename H>
+    friend H AbslHashValue(H h, const Key& k) {
+      return H::combine(std::move(h), k.family, k.port, k.address);
+    }
+    friend bool operator==(const Key&, const Key&) = default;
+  };
+  std::string sys_net_ipv4_;
+  size_t max_endpoints_;
+  PortSettings settings_;
+  absl::flat_hash_map<Key, uint64_t> usage_;
+  uint64_t untracked_ = 0;
+};
+
+}  // namespace tcpstates
+
+#endif  // TCPSTATES_COMMON_PORT_PRESSURE_H_
