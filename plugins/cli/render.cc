@@ -22,24 +22,175 @@ std::array<Headline, 5> Headlines(const Snapshot& s) {
   }};
 }
 
+// Length of the valid UTF-8 sequence starting at text[i], 0 if there is none.
+size_t Utf8SequenceLength(absl::string_view text, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = byte(i);
+  size_t length;
+  uint32_t min;
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2, min = 0x80;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3, min = 0x800;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (i + length > text.size()) return 0;
+  uint32_t code = lead & (0x7f >> length);
+  for (size_t k = 1; k < length; ++k) {
+    if ((byte(i + k) & 0xc0) != 0x80) return 0;
+    code = (code << 6) | (byte(i + k) & 0x3f);
+  }
+  if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return 0;
+  return length;
+}
+
 void AppendJsonString(absl::string_view text, std::string* out) {
   out->push_back('"');
-  for (unsigned char c : text) {
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
     if (c == '"' || c == '\\') {
       out->push_back('\\');
       out->push_back(static_cast<char>(c));
-    } else if (c < 0x20) {
+    } else if (c < 0x20 || c == 0x7f) {
       absl::StrAppendFormat(out, "\\u%04x", c);
+    } else if (c >= 0x80) {
+      const size_t length = Utf8SequenceLength(text, i);
+      if (length == 0) {
+        absl::StrAppendFormat(out, "\\u%04x", c);
+      } else {
+        out->append(text.data() + i, length);
+        i += length;
+        continue;
+      }
     } else {
       out->push_back(static_cast<char>(c));
     }
+    ++i;
   }
   out->push_back('"');
 }
 
+// For a terminal: printable ASCII as is, everything else (and backslash) as \xNN.
+std::string Printable(absl::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    }
+  }
+  return out;
+}
+
+std::string PortText(const ListenPort& port) {
+  return absl::StrCat(FamilyName(port.family), " port ", port.port, " (", port.sockets,
+                      port.sockets == 1 ? " socket)" : " sockets)");
+}
+
+void AppendWhy(const Diagnosis& d, std::string* out) {
+  *out += "\nwhy:\n";
+  if (d.close_wait) {
+    const CloseWaitAttribution& a = *d.close_wait;
+    if (a.owners.empty() && a.unattributed == 0) {
+      *out += "  CLOSE_WAIT owners: none (no CLOSE_WAIT sockets)\n";
+    } else {
+      absl::StrAppendFormat(out, "  CLOSE_WAIT owners (top %d):\n", a.owners.size());
+      absl::StrAppendFormat(out, "    %8s %8s  %-24s %s\n", "sockets", "pid", "unit", "comm");
+      for (const CloseWaitOwner& o : a.owners) {
+        absl::StrAppendFormat(out, "    %8d %8d  %-24s %s\n", o.sockets, o.pid,
+                              o.unit.empty() ? "-" : Printable(o.unit), Printable(o.comm));
+      }
+      if (a.unattributed > 0) {
+        absl::StrAppendFormat(out, "    %8d unattributed", a.unattributed);
+        if (a.processes_unreadable > 0) {
+          absl::StrAppendFormat(out, " (partial: fds of %d processes not readable; run as root)",
+                                a.processes_unreadable);
+        }
+        *out += "\n";
+      }
+    }
+  }
+  if (d.listen) {
+    const ListenReport& l = *d.listen;
+    absl::StrAppendFormat(out, "  listening ports: %d", l.listening.size());
+    if (l.untracked_sockets > 0)
+      absl::StrAppendFormat(out, " (+%d sockets beyond the cap)", l.untracked_sockets);
+    *out += "\n";
+    for (const ListenPort& port : l.vanished) {
+      absl::StrAppend(out, "  vanished listener: ", PortText(port), "\n");
+    }
+  }
+  if (d.port_pressure) {
+    const PortPressureReport& p = *d.port_pressure;
+    const PortSettings& s = p.settings;
+    if (p.busiest) {
+      absl::StrAppendFormat(out, "  ephemeral ports: busiest endpoint %s uses %d of %d (%.2f%%)\n",
+                            p.busiest->EndpointText(), p.busiest->ports_in_use, s.range_size(),
+                            100 * p.busiest->ratio);
+    } else {
+      *out += "  ephemeral ports: no connection uses the ephemeral range\n";
+    }
+    absl::StrAppendFormat(out,
+                          "    ip_local_port_range=%d-%d tcp_fin_timeout=%d tcp_tw_reuse=%d "
+                          "tcp_max_tw_buckets=%d\n",
+                          s.range_low, s.range_high, s.fin_timeout, s.tw_reuse, s.max_tw_buckets);
+  }
+}
+
+void AppendPortsJson(const std::vector<ListenPort>& ports, std::string* out) {
+  *out += "[";
+  for (size_t i = 0; i < ports.size(); ++i) {
+    absl::StrAppend(out, i ? "," : "", "{\"family\":\"", FamilyName(ports[i].family),
+                    "\",\"port\":", ports[i].port, ",\"sockets\":", ports[i].sockets, "}");
+  }
+  *out += "]";
+}
+
+void AppendWhyJson(const Diagnosis& d, std::string* out) {
+  if (d.close_wait) {
+    *out += "\"close_wait_owners\":[";
+    for (size_t i = 0; i < d.close_wait->owners.size(); ++i) {
+      const CloseWaitOwner& o = d.close_wait->owners[i];
+      absl::StrAppend(out, i ? "," : "", "{\"pid\":", o.pid, ",\"comm\":");
+      AppendJsonString(o.comm, out);
+      *out += ",\"unit\":";
+      AppendJsonString(o.unit, out);
+      absl::StrAppend(out, ",\"sockets\":", o.sockets, "}");
+    }
+    absl::StrAppend(out, "],\"close_wait_unattributed\":", d.close_wait->unattributed,
+                    ",\"processes_unreadable\":", d.close_wait->processes_unreadable, ",");
+  }
+  if (d.listen) {
+    *out += "\"listening\":";
+    AppendPortsJson(d.listen->listening, out);
+    *out += ",\"vanished_listeners\":";
+    AppendPortsJson(d.listen->vanished, out);
+    absl::StrAppend(out, ",\"listen_untracked\":", d.listen->untracked_sockets, ",");
+  }
+  if (d.port_pressure) {
+    const PortPressureReport& p = *d.port_pressure;
+    const PortSettings& s = p.settings;
+    absl::StrAppend(out, "\"port_pressure\":{\"range_low\":", s.range_low,
+                    ",\"range_high\":", s.range_high, ",\"tcp_fin_timeout\":", s.fin_timeout,
+                    ",\"tcp_tw_reuse\":", s.tw_reuse, ",\"tcp_max_tw_buckets\":", s.max_tw_buckets,
+                    ",\"endpoints\":", p.endpoints, ",\"untracked\":", p.untracked_sockets);
+    if (p.busiest) {
+      *out += ",\"busiest\":{\"endpoint\":";
+      AppendJsonString(p.busiest->EndpointText(), out);
+      absl::StrAppend(out, ",\"ports_in_use\":", p.busiest->ports_in_use,
+                      ",\"ratio\":", absl::StrFormat("%.6f", p.busiest->ratio), "}");
+    }
+    *out += "},";
+  }
+}
+
 }  // namespace
 
-std::string RenderTable(const Snapshot& s) {
+std::string RenderTable(const Snapshot& s, const Diagnosis* diagnosis) {
   std::string out;
   for (const Headline& h : Headlines(s)) {
     absl::StrAppendFormat(&out, "%-16s %10d   %s\n", h.name, h.value, h.meaning);
@@ -51,6 +202,7 @@ std::string RenderTable(const Snapshot& s) {
   }
   absl::StrAppendFormat(&out, "%-12s %10d %10d %10d\n", "all", s.ipv4.Total(), s.ipv6.Total(),
                         s.connections());
+  if (diagnosis != nullptr) AppendWhy(*diagnosis, &out);
   absl::StrAppendFormat(&out, "\nsource: %s (%s)\ncollected in %.3f ms\n", SourceKindName(s.source),
                         s.source_detail, absl::ToDoubleMilliseconds(s.elapsed));
   if (s.malformed > 0) {
@@ -63,7 +215,7 @@ std::string RenderTable(const Snapshot& s) {
   return out;
 }
 
-std::string RenderJson(const Snapshot& s) {
+std::string RenderJson(const Snapshot& s, const Diagnosis* diagnosis) {
   std::string out = "{";
   for (const Headline& h : Headlines(s)) absl::StrAppend(&out, "\"", h.name, "\":", h.value, ",");
   out += "\"states\":{";
@@ -76,7 +228,9 @@ std::string RenderJson(const Snapshot& s) {
     }
     out += "}";
   }
-  out += "},\"source\":";
+  out += "},";
+  if (diagnosis != nullptr) AppendWhyJson(*diagnosis, &out);
+  out += "\"source\":";
   AppendJsonString(SourceKindName(s.source), &out);
   out += ",\"source_detail\":";
   AppendJsonString(s.source_detail, &out);

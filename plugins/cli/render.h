@@ -4,15 +4,20 @@
 
 #include <string>
 
+#include "common/diagnosis.h"
 #include "common/snapshot.h"
 
 namespace tcpstates::cli {
 
-// The five headline metrics, then every state by family, then source and timing.
-std::string RenderTable(const Snapshot& snapshot);
+// The five headline metrics, every state by family, the "why" section when `diagnosis` is
+// given, then source and timing. Process names are shown with unprintable bytes escaped
+// (\xNN), so a hostile name cannot move the cursor or fake a line.
+std::string RenderTable(const Snapshot& snapshot, const Diagnosis* diagnosis = nullptr);
 
-// {"tcp_connections":N, ..., "states":{"ipv4":{...},"ipv6":{...}}, "source":..., ...}
-std::string RenderJson(const Snapshot& snapshot);
+// One line: {"tcp_connections":N, ..., "states":{"ipv4":{...},"ipv6":{...}},
+// "close_wait_owners":[...], ..., "source":..., ...}. Strings are valid JSON whatever their
+// bytes: control characters are \u-escaped and bytes that are not UTF-8 become \u00XX.
+std::string RenderJson(const Snapshot& snapshot, const Diagnosis* diagnosis = nullptr);
 
 }  // namespace tcpstates::cli
 

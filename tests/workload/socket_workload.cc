@@ -6,7 +6,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -128,7 +130,7 @@ absl::Status AwaitEof(int fd) {
 
 }  // namespace
 
-absl::Status EnterFreshNetworkNamespace() {
+absl::Status EnterFreshNetworkNamespace(absl::string_view port_range) {
   if (unshare(CLONE_NEWNET) != 0) return PosixError(errno, "unshare(CLONE_NEWNET)");
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return PosixError(errno, "socket");
@@ -150,7 +152,44 @@ absl::Status EnterFreshNetworkNamespace() {
     status = WriteSysctl(path, value);
     if (!status.ok()) return status;
   }
+  if (!port_range.empty()) {
+    return WriteSysctl("/proc/sys/net/ipv4/ip_local_port_range", port_range);
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<int> StartCloseWaitHolder(const std::string& name, int count, Family family,
+                                         const std::string& cgroup_dir) {
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) != 0) return PosixError(errno, "pipe");
+  pid_t pid = fork();
+  if (pid < 0) return PosixError(errno, "fork");
+  if (pid == 0) {
+    close(ready[0]);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_NAME, name.c_str());
+    if (!cgroup_dir.empty() &&
+        !WriteSysctl((cgroup_dir + "/cgroup.procs").c_str(), std::to_string(getpid())).ok()) {
+      _exit(1);
+    }
+    Spec spec;
+    spec.close_wait = count;
+    Holdings holdings;
+    if (!Build(spec, family, &holdings).ok()) _exit(1);
+    char ok = 1;
+    if (write(ready[1], &ok, 1) != 1) _exit(1);
+    close(ready[1]);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char ok = 0;
+  ssize_t n;
+  do {
+    n = read(ready[0], &ok, 1);
+  } while (n < 0 && errno == EINTR);
+  close(ready[0]);
+  if (n != 1 || ok != 1) return absl::InternalError("CLOSE_WAIT holder failed to start");
+  return pid;
 }
 
 void RaiseFileLimit() {

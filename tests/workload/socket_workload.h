@@ -36,8 +36,16 @@ struct Holdings {
 };
 
 // Puts the calling process in a fresh network namespace with lo up, tcp_tw_reuse=0 and
-// backlogs large enough for the workload. Needs CAP_SYS_ADMIN.
-absl::Status EnterFreshNetworkNamespace();
+// backlogs large enough for the workload. Needs CAP_SYS_ADMIN. A non-empty `port_range`
+// ("LOW HIGH") narrows net.ipv4.ip_local_port_range there.
+absl::Status EnterFreshNetworkNamespace(absl::string_view port_range = "");
+
+// A child process named `name` (its comm: any bytes but NUL, at most 15) that holds `count`
+// CLOSE_WAIT sockets (and their FIN_WAIT2 peers and one listener), optionally moved into the
+// cgroup v2 directory `cgroup_dir` first. Returns its pid once the sockets exist; the child
+// lives until this process exits.
+absl::StatusOr<int> StartCloseWaitHolder(const std::string& name, int count, Family family,
+                                         const std::string& cgroup_dir);
 
 // Raises the open-file soft limit to the hard limit.
 void RaiseFileLimit();

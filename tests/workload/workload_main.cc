@@ -6,6 +6,7 @@
 //   netns /proc/<pid>/ns/net
 //   expect ipv4 established=N syn_sent=N ... closing=N
 //   expect ipv6 ...
+//   holder <pid> <hex name> <count>     (one per --close_wait_holder)
 //   ready
 // Then it holds the sockets until stdin reaches EOF (or SIGTERM, or its parent dies), so a
 // test can measure the population from inside the namespace (nsenter --net=..., setns).
@@ -19,6 +20,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "common/program_usage.h"
 #include "tests/workload/socket_workload.h"
@@ -31,6 +35,25 @@ ABSL_FLAG(int, close_wait, 0, "CLOSE_WAIT/FIN_WAIT2 pairs per family.");
 ABSL_FLAG(int, time_wait, 0, "TIME_WAIT sockets per family.");
 ABSL_FLAG(int, syn_recv, 0,
           "SYN_RECV request sockets per family (plus their ESTABLISHED clients).");
+ABSL_FLAG(std::vector<std::string>, close_wait_holder, {},
+          "HEXNAME:COUNT,...: for each, a child process named by the hex-encoded bytes (so any "
+          "byte but NUL can be tested) holding COUNT CLOSE_WAIT sockets of the first family.");
+ABSL_FLAG(std::string, holder_cgroup, "",
+          "cgroup v2 directory the CLOSE_WAIT holders move into before building.");
+ABSL_FLAG(std::string, port_range, "",
+          "\"LOW HIGH\" for net.ipv4.ip_local_port_range in the new namespace.");
+
+namespace {
+
+bool IsHex(absl::string_view text) {
+  if (text.empty() || text.size() % 2 != 0) return false;
+  for (char c : text) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   tcpstates::SetUpProgramUsage("tcpstates-workload",
@@ -42,7 +65,8 @@ int main(int argc, char** argv) {
   if (getppid() == 1) return 1;
 
   if (absl::GetFlag(FLAGS_new_netns)) {
-    absl::Status status = tcpstates::workload::EnterFreshNetworkNamespace();
+    absl::Status status =
+        tcpstates::workload::EnterFreshNetworkNamespace(absl::GetFlag(FLAGS_port_range));
     if (!status.ok()) {
       std::fprintf(stderr, "tcpstates-workload: %s\n", status.ToString().c_str());
       return 1;
@@ -76,6 +100,28 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "tcpstates-workload: %s: %s\n", std::string(name).c_str(),
                    status.ToString().c_str());
       return 1;
+    }
+    if (held.size() == 1) {
+      // Holders build in the first family; their sockets are part of its expectation.
+      for (const std::string& holder : absl::GetFlag(FLAGS_close_wait_holder)) {
+        std::vector<std::string> parts = absl::StrSplit(holder, ':');
+        int count;
+        if (parts.size() != 2 || !IsHex(parts[0]) || !absl::SimpleAtoi(parts[1], &count)) {
+          std::fprintf(stderr, "tcpstates-workload: bad --close_wait_holder \"%s\"\n",
+                       holder.c_str());
+          return 2;
+        }
+        absl::StatusOr<int> pid = tcpstates::workload::StartCloseWaitHolder(
+            absl::HexStringToBytes(parts[0]), count, family, absl::GetFlag(FLAGS_holder_cgroup));
+        if (!pid.ok()) {
+          std::fprintf(stderr, "tcpstates-workload: %s\n", pid.status().ToString().c_str());
+          return 1;
+        }
+        std::printf("holder %d %s %d\n", *pid, parts[0].c_str(), count);
+        holdings.expected[tcpstates::TcpState::kCloseWait] += count;
+        holdings.expected[tcpstates::TcpState::kFinWait2] += count;
+        holdings.expected[tcpstates::TcpState::kListen] += 1;
+      }
     }
     std::printf("expect %s %s\n", std::string(name).c_str(),
                 tcpstates::workload::FormatCounts(holdings.expected).c_str());
