@@ -46,11 +46,21 @@ class Workload:
     `total(state)` sums families. `run(argv)` runs a program inside the namespace.
     """
 
-    def __init__(self, families="ipv4,ipv6", **counts):
-        argv = [binary("tests/workload/tcpstates-workload"), "--new_netns", f"--families={families}"]
-        argv += [f"--{name}={value}" for name, value in counts.items()]
+    def __init__(self, families="ipv4,ipv6", netns=None, **counts):
+        """netns: build the sockets inside this existing namespace (e.g. another Workload's
+        .netns) instead of a fresh one, to add sockets to a running test and take them away
+        again (leaving the context closes them); `expected` then counts only these sockets."""
+        workload = binary("tests/workload/tcpstates-workload")
+        options = [f"--families={families}"] + [f"--{name}={value}" for name, value in counts.items()]
+        if netns:
+            # nsenter execs the workload (no fork for --net), so it stays our child: it still
+            # dies with us and stops on stdin EOF.
+            argv = ["nsenter", f"--net={netns}", workload] + options
+        else:
+            argv = [workload, "--new_netns"] + options
         self.argv = argv
         self.expected = {}
+        self.holder_pids = []  # CLOSE_WAIT holder processes (--close_wait_holder)
         self.netns = None
         self.process = None
 
@@ -61,6 +71,8 @@ class Workload:
             words = line.split()
             if words[:1] == ["netns"]:
                 self.netns = words[1]
+            elif words[:1] == ["holder"]:
+                self.holder_pids.append(int(words[1]))
             elif words[:1] == ["expect"]:
                 self.expected[words[1]] = {k: int(v) for k, v in (w.split("=") for w in words[2:])}
             elif words == ["ready"]:

@@ -1,0 +1,286 @@
+"""The collectd plugin inside a real collectd daemon (Debian's collectd-core).
+
+Each test starts `collectd -f` inside a workload's network namespace with a generated
+config (logfile first, Interval 1, csv as the writer we read back), so every value checked
+here went through the daemon's whole dispatch path: config, init, read thread, cache,
+threshold checks and a write plugin.
+"""
+
+import glob
+import os
+import signal
+import subprocess
+import unittest
+
+from harness import STATES, TempDir, Workload, binary, require_root, wait_for
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SHIPPED_CONF = os.path.join(REPO, "conf", "collectd", "tcpstates.conf")
+SHIPPED_THRESHOLDS = os.path.join(REPO, "conf", "collectd", "tcpstates-thresholds.conf")
+STOCK_PLUGIN_DIR = "/usr/lib/collectd"
+HOSTNAME = "tcpstates-test"
+FAMILIES = ("ipv4", "ipv6")
+# tcpconns names its type instances after the kernel's states, upper case.
+TCPCONNS_NAMES = {state: state.upper() for state in STATES}
+TCPCONNS_NAMES["close"] = "CLOSED"
+# How long a daemon gets to produce what a test waits for (reads happen every second).
+DAEMON_TIMEOUT = 20
+
+
+def require_collectd():
+    if not os.path.exists("/usr/sbin/collectd"):
+        raise unittest.SkipTest("needs Debian's collectd-core")
+
+
+def tcpstates_block(**options):
+    lines = [f"  {key} {value}" for key, value in options.items()]
+    return "<Plugin tcpstates>\n" + "\n".join(lines) + "\n</Plugin>\n"
+
+
+class Collectd:
+    """`collectd -f` running inside a workload's namespace, read back through csv files.
+
+    `stock` is config for Debian's own plugins (PluginDir is /usr/lib/collectd there);
+    `ours` comes after PluginDir points at the build tree and must load tcpstates.
+    """
+
+    def __init__(self, workload, directory, ours, stock=""):
+        self.workload = workload
+        self.directory = directory
+        self.config = os.path.join(directory, "collectd.conf")
+        self.log_path = os.path.join(directory, "collectd.log")
+        self.csv_dir = os.path.join(directory, "csv")
+        self.output_path = os.path.join(directory, "collectd.out")
+        self.process = None
+        with open(self.config, "w") as out:
+            out.write(f"""\
+Hostname "{HOSTNAME}"
+FQDNLookup false
+BaseDir "{directory}"
+PIDFile "{directory}/collectd.pid"
+Interval 1
+PluginDir "{STOCK_PLUGIN_DIR}"
+LoadPlugin logfile
+<Plugin logfile>
+  LogLevel info
+  File "{self.log_path}"
+  Timestamp true
+  PrintSeverity true
+</Plugin>
+LoadPlugin csv
+<Plugin csv>
+  DataDir "{self.csv_dir}"
+</Plugin>
+{stock}
+PluginDir "{os.path.dirname(binary("plugins/collectd/tcpstates.so"))}"
+{ours}
+""")
+
+    def __enter__(self):
+        env = dict(os.environ)
+        # An ASan-built plugin needs the sanitizer runtimes loaded before anything else.
+        preload = os.environ.get("TCPSTATES_SANITIZER_PRELOAD", "")
+        if preload:
+            env["LD_PRELOAD"] = preload
+            env["ASAN_OPTIONS"] = "detect_leaks=0"  # collectd itself leaks at exit
+        self.output = open(self.output_path, "w")
+        self.process = subprocess.Popen(
+            self.workload.nsenter(["collectd", "-f", "-C", self.config]), env=env,
+            stdin=subprocess.DEVNULL, stdout=self.output, stderr=subprocess.STDOUT)
+        return self
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.output.close()
+        return False
+
+    def log(self):
+        text = ""
+        for path in (self.log_path, self.output_path):
+            if os.path.exists(path):
+                with open(path) as f:
+                    text += f.read()
+        return text
+
+    def latest(self, type_instance, plugin_instance="all", plugin="tcpstates",
+               type_="tcp_connections"):
+        """The newest complete value the csv writer stored for one series, or None."""
+        pattern = os.path.join(self.csv_dir, HOSTNAME, f"{plugin}-{plugin_instance}",
+                               f"{type_}-{type_instance}-*")
+        files = sorted(glob.glob(pattern))  # one file per day: the newest sorts last
+        if not files:
+            return None
+        with open(files[-1]) as f:
+            lines = [line for line in f.read().split("\n")[:-1] if not line.startswith("epoch")]
+        return float(lines[-1].split(",")[1]) if lines else None
+
+    def counts(self, plugin_instance):
+        """{state: value, "total": value} for one plugin instance; None until all exist."""
+        names = STATES + ["total"]
+        values = {name: self.latest(name, plugin_instance) for name in names}
+        return None if None in values.values() else values
+
+    def wait_for_log(self, text):
+        return wait_for(lambda: text in self.log(), DAEMON_TIMEOUT)
+
+    def assert_running(self, test):
+        test.assertIsNone(self.process.poll(), f"collectd exited:\n{self.log()}")
+
+
+def expected_counts(workload, family=None):
+    """{state: n, "total": n} the workload built, for one family or both."""
+    counts = {state: workload.expected[family][state] if family else workload.total(state)
+              for state in STATES}
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+class CollectdPluginTest(unittest.TestCase):
+    def setUp(self):
+        require_root()
+        require_collectd()
+        binary("plugins/collectd/tcpstates.so")
+
+    def settled_workload(self, **counts):
+        workload = self.enterContext(Workload(**counts))
+        # The population must be complete before the daemon's first read: every value the
+        # daemon dispatches is then compared with the known counts, no retrying.
+        self.assertEqual(workload.settle(), workload.expected)
+        return workload
+
+    def daemon(self, workload, ours, stock=""):
+        directory = self.enterContext(TempDir())
+        return self.enterContext(Collectd(workload, directory, ours, stock))
+
+    def wait_for_counts(self, daemon, plugin_instance):
+        values = wait_for(lambda: daemon.counts(plugin_instance), DAEMON_TIMEOUT)
+        self.assertIsNotNone(values, f"no {plugin_instance} values from collectd:\n{daemon.log()}")
+        return values
+
+    def test_values_equal_workload_per_family_and_tcpconns(self):
+        workload = self.settled_workload(listen=200, established=200, close_wait=200,
+                                         time_wait=200, syn_recv=200)
+        daemon = self.daemon(
+            workload,
+            "LoadPlugin tcpstates\n" + tcpstates_block(Source="netlink", ReportByFamily="true"),
+            stock="LoadPlugin tcpconns\n<Plugin tcpconns>\n  ListeningPorts false\n"
+                  "  AllPortsSummary true\n</Plugin>\n")
+
+        self.assertEqual(self.wait_for_counts(daemon, "all"), expected_counts(workload))
+        for family in FAMILIES:
+            self.assertEqual(self.wait_for_counts(daemon, family),
+                             expected_counts(workload, family), family)
+
+        # collectd's own tcpconns plugin, same daemon, same namespace, same states.
+        def tcpconns_counts():
+            values = {state: daemon.latest(name, "all", plugin="tcpconns")
+                      for state, name in TCPCONNS_NAMES.items()}
+            return None if None in values.values() else values
+
+        tcpconns = wait_for(tcpconns_counts, DAEMON_TIMEOUT)
+        ours = daemon.counts("all")
+        del ours["total"]
+        self.assertEqual(tcpconns, ours)
+
+        # From the second read on, listen_change says "no listener came or went".
+        for instance in ("all",) + FAMILIES:
+            self.assertTrue(wait_for(
+                lambda: daemon.latest("listen_change", instance, type_="gauge") is not None,
+                DAEMON_TIMEOUT), daemon.log())
+            self.assertEqual(daemon.latest("listen_change", instance, type_="gauge"), 0.0, instance)
+        self.assertIn("tcpstates plugin: reading sockets from netlink sock_diag (requested)",
+                      daemon.log())
+        daemon.assert_running(self)
+
+    def test_source_proc_equals_source_netlink(self):
+        workload = self.settled_workload(listen=200, established=200, close_wait=200,
+                                         time_wait=200, syn_recv=200)
+        # Two daemons side by side on the same sockets, one per source.
+        daemons = {source: self.daemon(workload, "LoadPlugin tcpstates\n" + tcpstates_block(
+            Source=source, ReportByFamily="true")) for source in ("netlink", "proc")}
+        for instance in ("all",) + FAMILIES:
+            netlink = self.wait_for_counts(daemons["netlink"], instance)
+            proc = self.wait_for_counts(daemons["proc"], instance)
+            self.assertEqual(proc, netlink, instance)
+            self.assertEqual(proc, expected_counts(workload, instance if instance != "all" else None))
+        self.assertIn("reading sockets from /proc/net/tcp{,6} text tables (requested)",
+                      daemons["proc"].log())
+
+    def test_shipped_snippet_loads_and_reports(self):
+        workload = self.settled_workload(listen=20, established=20, close_wait=20, time_wait=20,
+                                         syn_recv=20)
+        daemon = self.daemon(workload, f'Include "{SHIPPED_CONF}"\n')
+        # Interval 30 in the snippet: the first read happens at start-up, the next 30 s later.
+        self.assertEqual(self.wait_for_counts(daemon, "all"), expected_counts(workload))
+        self.assertIn("reading sockets from netlink sock_diag (auto: available)", daemon.log())
+        # ReportByFamily false: no per-family series.
+        self.assertIsNone(daemon.latest("total", "ipv4"))
+
+    def test_bad_config_refuses_to_start(self):
+        cases = {
+            "Bogus 1": ['unknown option "Bogus"', "Source, ReportByFamily, ReportListenChange"],
+            'Source "nonsense"': ["Source", "expected auto, netlink or proc"],
+            "Source 1": ["Source takes one of auto, netlink or proc, got 1"],
+            'ReportByFamily "maybe"': ['ReportByFamily takes true or false, got "maybe"'],
+            "ReportListenChange true false": ["ReportListenChange takes true or false, got true false"],
+        }
+        for line, messages in cases.items():
+            with self.subTest(line=line), TempDir() as directory:
+                workload = _NoNamespace()
+                daemon = Collectd(workload, directory,
+                                  "LoadPlugin tcpstates\n<Plugin tcpstates>\n  " + line +
+                                  "\n</Plugin>\n")
+                with daemon:
+                    try:
+                        code = daemon.process.wait(timeout=DAEMON_TIMEOUT)
+                    except subprocess.TimeoutExpired:
+                        code = None
+                log = daemon.log()
+                self.assertIsNotNone(code, f"collectd kept running:\n{log}")
+                self.assertNotEqual(code, 0, log)
+                errors = [l for l in log.splitlines() if "tcpstates plugin: config: " in l]
+                self.assertEqual(len(errors), 1, log)
+                for message in messages:
+                    self.assertIn(message, errors[0])
+
+    def test_shipped_thresholds_fire(self):
+        # 12 CLOSE_WAIT sockets (plus their 12 FIN_WAIT2 peers), above WarningMax 10.
+        workload = self.settled_workload(families="ipv4", close_wait=12)
+        listener = self.enterContext(Workload(families="ipv4", netns=workload.netns, listen=1))
+        stock = f'Include "{SHIPPED_THRESHOLDS}"\n'
+        daemon = self.daemon(workload, "LoadPlugin tcpstates\n", stock=stock)
+
+        close_wait = ("severity = WARNING, host = tcpstates-test, plugin = tcpstates, "
+                      "plugin_instance = all, type = tcp_connections, type_instance = close_wait")
+        self.assertTrue(daemon.wait_for_log(close_wait), daemon.log())
+        self.assertIn('"value" is currently 12.000000. That is above the warning threshold of '
+                      "10.000000", daemon.log())
+
+        listen_drop = ("severity = WARNING, host = tcpstates-test, plugin = tcpstates, "
+                       "plugin_instance = all, type = gauge, type_instance = listen_change")
+        # Several reads with the listener up: no drop alert yet.
+        self.assertTrue(wait_for(lambda: daemon.latest("listen_change", type_="gauge") is not None,
+                                 DAEMON_TIMEOUT))
+        self.assertNotIn(listen_drop, daemon.log())
+        listener.__exit__(None, None, None)  # closes the listening socket
+        self.assertTrue(daemon.wait_for_log(listen_drop), daemon.log())
+        self.assertIn('"value" is currently -1.000000. That is below the warning threshold of '
+                      "-0.500000", daemon.log())
+        daemon.assert_running(self)
+
+
+class _NoNamespace:
+    """Stands in for a workload when the daemon never gets as far as reading sockets."""
+
+    def nsenter(self, argv):
+        return list(argv)
+
+
+if __name__ == "__main__":
+    unittest.main()
