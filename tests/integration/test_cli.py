@@ -77,8 +77,9 @@ class CliWorkloadTest(unittest.TestCase):
                 "tcp_close_wait": 12,
                 "tcp_listen": 4,
             })
-            rows = {line.split()[0]: line.split()[1:] for line in lines if line.split()[:1] and
-                    line.split()[0] in [s.upper() for s in STATES]}
+            table = lines[lines.index("") + 2:lines.index("") + 2 + len(STATES)]
+            rows = {line.split()[0]: line.split()[1:] for line in table}
+            self.assertEqual(list(rows), [s.upper() for s in STATES])
             self.assertEqual(rows["CLOSE_WAIT"], ["12", "0", "12"])
             self.assertEqual(rows["FIN_WAIT2"], ["12", "0", "12"])
             self.assertIn("source: netlink", result.stdout)
