@@ -5,8 +5,10 @@
 // collectd is C: its headers have no extern "C", it calls us through plain function
 // pointers, and an exception unwinding through its frames would kill the daemon. So every
 // entry point below is a noexcept function that catches everything (GuardCallback).
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <optional>
 #include <string>
@@ -25,7 +27,6 @@ extern "C" {
 #include "collectd/core/daemon/collectd.h"
 #include "collectd/core/daemon/plugin.h"
 #include "collectd/core/daemon/utils_complain.h"
-#include "collectd/core/utils/common/common.h"
 }
 
 namespace tcpstates {
@@ -80,6 +81,7 @@ class TcpStatesPlugin {
   c_complain_t read_complaint_ = C_COMPLAIN_INIT_STATIC;
   c_complain_t dispatch_complaint_ = C_COMPLAIN_INIT_STATIC;
   c_complain_t malformed_complaint_ = C_COMPLAIN_INIT_STATIC;
+  c_complain_t unknown_state_complaint_ = C_COMPLAIN_INIT_STATIC;
 };
 
 TcpStatesPlugin& ThePlugin() {
@@ -87,7 +89,16 @@ TcpStatesPlugin& ThePlugin() {
   return *plugin;
 }
 
-// The single argument of `Key value`, as the config file spells it (for messages).
+// Copies a name into one of value_list_t's fixed-size fields (truncating like sstrncpy; all
+// our names are far shorter than DATA_MAX_NAME_LEN).
+template <size_t kSize>
+void CopyName(absl::string_view name, char (&field)[kSize]) {
+  const size_t length = std::min(name.size(), kSize - 1);
+  std::memcpy(field, name.data(), length);
+  field[length] = '\0';
+}
+
+// The arguments of `Key value ...`, as the config file spells it (for messages).
 std::string DescribeValues(const oconfig_item_t& item) {
   std::string text;
   for (int i = 0; i < item.values_num; ++i) {
@@ -198,10 +209,10 @@ void TcpStatesPlugin::Dispatch(const Series& series, absl::string_view type,
   list.values = values;
   list.values_len = 1;
   // host, time and interval left zero: the daemon fills them in (interval from <LoadPlugin>).
-  sstrncpy(list.plugin, kPluginName, sizeof list.plugin);
-  sstrncpy(list.plugin_instance, series.instance.c_str(), sizeof list.plugin_instance);
-  sstrncpy(list.type, std::string(type).c_str(), sizeof list.type);
-  sstrncpy(list.type_instance, std::string(type_instance).c_str(), sizeof list.type_instance);
+  CopyName(kPluginName, list.plugin);
+  CopyName(series.instance, list.plugin_instance);
+  CopyName(type, list.type);
+  CopyName(type_instance, list.type_instance);
   if (plugin_dispatch_values(&list) != 0) {
     c_complain(LOG_WARNING, &dispatch_complaint_,
                "%s plugin: plugin_dispatch_values failed for %s/%s-%s", kPluginName,
@@ -229,8 +240,9 @@ void TcpStatesPlugin::DispatchCounts(const StateCounts& counts, Series* series) 
 }
 
 absl::Status TcpStatesPlugin::Read() {
-  if (!collector_.has_value()) return absl::FailedPreconditionError("read before init");
-  absl::StatusOr<Snapshot> snapshot = collector_->Collect();
+  absl::StatusOr<Snapshot> snapshot =
+      collector_.has_value() ? collector_->Collect()
+                             : absl::FailedPreconditionError("read callback ran before init");
   if (!snapshot.ok()) {
     c_complain(LOG_ERR, &read_complaint_, "%s plugin: no socket table could be read: %s",
                kPluginName, snapshot.status().ToString().c_str());
@@ -243,6 +255,12 @@ absl::Status TcpStatesPlugin::Read() {
                "%s plugin: %llu socket records could not be decoded (%s)", kPluginName,
                static_cast<unsigned long long>(snapshot->malformed),
                snapshot->source_detail.c_str());
+  }
+  if (snapshot->unknown_state > 0) {
+    c_complain(LOG_WARNING, &unknown_state_complaint_,
+               "%s plugin: %llu sockets are in a state this build does not know (newer kernel?);"
+               " they are in no count",
+               kPluginName, static_cast<unsigned long long>(snapshot->unknown_state));
   }
 
   DispatchCounts(snapshot->All(), &all_);
