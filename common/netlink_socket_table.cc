@@ -61,8 +61,11 @@ absl::StatusOr<DumpProgress> WalkDiagMessages(absl::Span<const uint8_t> data, ui
     if (header.nlmsg_seq == seq) {
       if (header.nlmsg_type == NLMSG_DONE) return DumpProgress::kDone;
       if (header.nlmsg_type == NLMSG_ERROR) {
-        int error = payload_length >= sizeof(int) ? -Load<int>(payload) : EPROTO;
-        if (error == 0) return DumpProgress::kDone;  // an ACK ends nothing more to read
+        // The kernel sends -errno; anything else (a positive or absurd value) is a
+        // protocol error rather than something to negate.
+        const int code = payload_length >= sizeof(int) ? Load<int>(payload) : -EPROTO;
+        if (code == 0) return DumpProgress::kDone;  // an ACK: nothing more to read
+        const int error = code < 0 && code > -4096 ? -code : EPROTO;
         return PosixError(error, "sock_diag dump");
       }
       if (payload_length < sizeof(inet_diag_msg)) {

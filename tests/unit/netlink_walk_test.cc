@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "common/netlink_socket_table.h"
@@ -131,6 +132,22 @@ TEST(NetlinkWalk, ErrorBecomesItsErrnoStatus) {
   buffer.AddError(5, EPERM);
   Walked walked = Walk(buffer.bytes(), 5);
   EXPECT_TRUE(absl::IsPermissionDenied(walked.progress.status())) << walked.progress.status();
+}
+
+TEST(NetlinkWalk, AbsurdErrorCodeIsAProtocolErrorNotUndefinedBehaviour) {
+  // Found by the fuzzer: negating INT_MIN. Positive codes are not errnos either.
+  for (int code : {std::numeric_limits<int>::min(), 5}) {
+    Buffer buffer;
+    nlmsgerr err{};
+    err.error = code;
+    std::vector<uint8_t> payload(sizeof err);
+    std::memcpy(payload.data(), &err, sizeof err);
+    buffer.AddMessage(9, NLMSG_ERROR, payload);
+    Walked walked = Walk(buffer.bytes(), 9);
+    EXPECT_FALSE(walked.progress.ok());
+    EXPECT_NE(walked.progress.status().message().find("errno 71"), absl::string_view::npos)
+        << walked.progress.status();  // EPROTO
+  }
 }
 
 TEST(NetlinkWalk, ShortAndUnknownMessagesAreMalformed) {
