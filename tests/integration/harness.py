@@ -130,6 +130,35 @@ class Workload:
             time.sleep(0.05)
 
 
+def can_refuse_netlink_sockets():
+    return os.uname().machine == "x86_64"
+
+
+def refuse_netlink_sockets():
+    """For subprocess's preexec_fn: a seccomp filter that makes socket(AF_NETLINK, ...) fail
+    with EACCES in the child and everything it runs, as in a locked-down container, so a
+    test can watch a program fall back to /proc. x86_64 only: check
+    can_refuse_netlink_sockets() first."""
+    import ctypes
+    import struct
+    audit_arch_x86_64, nr_socket, af_netlink, eacces = 0xC000003E, 41, 16, 13
+    ld_abs, jeq, ret = 0x20, 0x15, 0x06  # BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JEQ|BPF_K, BPF_RET
+    allow, refuse = 0x7FFF0000, 0x00050000 | eacces  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO
+    program = [
+        (ld_abs, 0, 0, 4), (jeq, 0, 4, audit_arch_x86_64),  # seccomp_data.arch
+        (ld_abs, 0, 0, 0), (jeq, 0, 2, nr_socket),          # seccomp_data.nr
+        (ld_abs, 0, 0, 16), (jeq, 1, 0, af_netlink),        # low word of args[0]: domain
+        (ret, 0, 0, allow), (ret, 0, 0, refuse),
+    ]
+    filters = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *f) for f in program))
+    fprog = struct.pack("HxxxxxxP", len(program), ctypes.addressof(filters))
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_no_new_privs, pr_set_seccomp, seccomp_mode_filter = 38, 22, 2
+    if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0 or \
+            libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.c_char_p(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "installing the seccomp filter failed")
+
+
 def wait_for(predicate, timeout, interval=0.1):
     """Polls predicate() until it returns a truthy value or timeout passes; returns the last value."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,8 @@ import signal
 import subprocess
 import unittest
 
-from harness import STATES, TempDir, Workload, binary, require_root, wait_for
+from harness import (STATES, TempDir, Workload, binary, can_refuse_netlink_sockets,
+                     refuse_netlink_sockets, require_root, wait_for)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SHIPPED_CONF = os.path.join(REPO, "conf", "collectd", "tcpstates.conf")
@@ -44,8 +45,9 @@ class Collectd:
     `ours` comes after PluginDir points at the build tree and must load tcpstates.
     """
 
-    def __init__(self, workload, directory, ours, stock=""):
+    def __init__(self, workload, directory, ours, stock="", preexec_fn=None):
         self.workload = workload
+        self.preexec_fn = preexec_fn
         self.directory = directory
         self.config = os.path.join(directory, "collectd.conf")
         self.log_path = os.path.join(directory, "collectd.log")
@@ -86,7 +88,8 @@ PluginDir "{os.path.dirname(binary("plugins/collectd/tcpstates.so"))}"
         self.output = open(self.output_path, "w")
         self.process = subprocess.Popen(
             self.workload.nsenter(["collectd", "-f", "-C", self.config]), env=env,
-            stdin=subprocess.DEVNULL, stdout=self.output, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=self.output, stderr=subprocess.STDOUT,
+            preexec_fn=self.preexec_fn)
         return self
 
     def __exit__(self, *exc):
@@ -111,8 +114,10 @@ PluginDir "{os.path.dirname(binary("plugins/collectd/tcpstates.so"))}"
     def latest(self, type_instance, plugin_instance="all", plugin="tcpstates",
                type_="tcp_connections"):
         """The newest complete value the csv writer stored for one series, or None."""
-        pattern = os.path.join(self.csv_dir, HOSTNAME, f"{plugin}-{plugin_instance}",
-                               f"{type_}-{type_instance}-*")
+        # collectd leaves out the dash and the instance when an instance is empty.
+        directory = f"{plugin}-{plugin_instance}" if plugin_instance else plugin
+        name = f"{type_}-{type_instance}" if type_instance else type_
+        pattern = os.path.join(self.csv_dir, HOSTNAME, directory, f"{name}-*")
         files = sorted(glob.glob(pattern))  # one file per day: the newest sorts last
         if not files:
             return None
@@ -154,9 +159,9 @@ class CollectdPluginTest(unittest.TestCase):
         self.assertEqual(workload.settle(), workload.expected)
         return workload
 
-    def daemon(self, workload, ours, stock=""):
+    def daemon(self, workload, ours, stock="", preexec_fn=None):
         directory = self.enterContext(TempDir())
-        return self.enterContext(Collectd(workload, directory, ours, stock))
+        return self.enterContext(Collectd(workload, directory, ours, stock, preexec_fn))
 
     def wait_for_counts(self, daemon, plugin_instance):
         values = wait_for(lambda: daemon.counts(plugin_instance), DAEMON_TIMEOUT)
@@ -211,6 +216,40 @@ class CollectdPluginTest(unittest.TestCase):
             self.assertEqual(proc, expected_counts(workload, instance if instance != "all" else None))
         self.assertIn("reading sockets from /proc/net/tcp{,6} text tables (requested)",
                       daemons["proc"].log())
+
+    def test_auto_falls_back_to_proc_when_netlink_is_refused(self):
+        if not can_refuse_netlink_sockets():
+            self.skipTest("netlink refusal is implemented for x86_64 only")
+        workload = self.settled_workload(listen=50, established=50, close_wait=50, time_wait=50,
+                                         syn_recv=50)
+        daemon = self.daemon(workload, "LoadPlugin tcpstates\n" + tcpstates_block(
+            Source="auto", ReportByFamily="true"), preexec_fn=refuse_netlink_sockets)
+        for instance in ("all",) + FAMILIES:
+            self.assertEqual(self.wait_for_counts(daemon, instance),
+                             expected_counts(workload, instance if instance != "all" else None))
+        # Several reads later the switch has still been logged exactly once, and no error.
+        self.assertTrue(wait_for(lambda: daemon.latest("listen_change", type_="gauge") is not None,
+                                 DAEMON_TIMEOUT))
+        log = daemon.log()
+        self.assertEqual(log.count("tcpstates plugin: reading sockets from /proc/net/tcp{,6} "
+                                   "(auto: netlink unavailable: "), 1, log)
+        self.assertNotIn("[error]", log)
+        daemon.assert_running(self)
+
+    def test_source_netlink_refused_unloads_only_the_plugin(self):
+        if not can_refuse_netlink_sockets():
+            self.skipTest("netlink refusal is implemented for x86_64 only")
+        workload = self.settled_workload(listen=5)
+        daemon = self.daemon(workload, "LoadPlugin tcpstates\n" + tcpstates_block(
+            Source="netlink"), stock="LoadPlugin uptime\n", preexec_fn=refuse_netlink_sockets)
+        self.assertTrue(daemon.wait_for_log("Initialization complete"), daemon.log())
+        self.assertIn("tcpstates plugin: init: cannot open the socket table (Source netlink): ",
+                      daemon.log())
+        # The daemon goes on with its other plugins; tcpstates dispatches nothing.
+        self.assertTrue(wait_for(lambda: daemon.latest("", "", plugin="uptime", type_="uptime")
+                                 is not None, DAEMON_TIMEOUT), daemon.log())
+        self.assertIsNone(daemon.latest("total"))
+        daemon.assert_running(self)
 
     def test_shipped_snippet_loads_and_reports(self):
         workload = self.settled_workload(listen=20, established=20, close_wait=20, time_wait=20,
