@@ -111,8 +111,8 @@ bool ParseProcNetTcpLine(absl::string_view line, Family family, SocketRecord* re
   }
   uint64_t inode;
   if (!ParseDecimal(NextToken(&rest), &inode)) return false;
-  int tokens = 10;
-  while (!NextToken(&rest).empty()) ++tokens;
+  int tokens = 10;  // the rest of a line is not needed: only check it is long enough
+  while (tokens < kMinTokens && !NextToken(&rest).empty()) ++tokens;
   if (tokens < kMinTokens) return false;
 
   record->family = family;
