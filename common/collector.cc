@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/kernel_counters.h"
 #include "common/proc_net_tcp.h"
 
 namespace tcpstates {
@@ -39,6 +40,7 @@ absl::StatusOr<Collector> Collector::Create(const CollectorOptions& options) {
         collector.source_detail_ = options.source == SourceKind::kAuto
                                        ? "netlink sock_diag (auto: available)"
                                        : "netlink sock_diag (requested)";
+        if (options.counting == Counting::kKernelCounters) collector.CheckCountersAgree();
         return collector;
       }
       if (options.source == SourceKind::kNetlink) return table.status();
@@ -68,6 +70,78 @@ absl::Status Collector::CollectFromNetlink(Snapshot* snapshot, std::optional<Soc
   return status;
 }
 
+namespace {
+
+// Everything but ESTABLISHED and TIME_WAIT.
+constexpr uint32_t kCounterAssistedMask = kAllStateMask &
+                                          ~(1u << static_cast<int>(TcpState::kEstablished)) &
+                                          ~(1u << static_cast<int>(TcpState::kTimeWait));
+
+// The kernel's timer code for time-wait sockets (inet_twsk_diag_fill, get_timewait4_sock).
+constexpr uint8_t kTimeWaitTimer = 3;
+
+uint64_t SaturatingSubtract(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+}  // namespace
+
+absl::Status Collector::CollectWithCounters(Snapshot* snapshot, std::optional<SocketVisitor> also) {
+  WalkStats stats;
+  // Orphaned FIN_WAIT2 sockets live in time-wait form: the dump shows them (as FIN_WAIT2) and
+  // sockstat's tw counts them, so they are subtracted from tw.
+  uint64_t fin_wait2_time_wait = 0;
+  absl::Status status = netlink_->Dump(
+      kCounterAssistedMask,
+      [&](const SocketRecord& record) {
+        CountSocket(record, snapshot);
+        if (record.state == static_cast<uint8_t>(TcpState::kFinWait2) &&
+            record.timer == kTimeWaitTimer) {
+          ++fin_wait2_time_wait;
+        }
+        if (also) (*also)(record);
+      },
+      &stats);
+  snapshot->malformed += stats.malformed;
+  if (!status.ok()) return status;
+  absl::StatusOr<TcpCounters> counters = ReadTcpCounters(options_.proc_net_dir);
+  if (!counters.ok()) return counters.status();
+  // The dump and the counters are read moments apart; under churn they can disagree by a
+  // few sockets, never below zero.
+  snapshot->unsplit[TcpState::kEstablished] =
+      SaturatingSubtract(counters->curr_estab, snapshot->Count(TcpState::kCloseWait));
+  snapshot->unsplit[TcpState::kTimeWait] =
+      SaturatingSubtract(counters->time_wait_buckets, fin_wait2_time_wait);
+  snapshot->families_complete = false;
+  return absl::OkStatus();
+}
+
+void Collector::CheckCountersAgree() {
+  std::string disagreement;
+  // Sockets change state between two collections on a live machine: a few tries tell a
+  // kernel whose counters mean something else from mere churn.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    Snapshot full;
+    Snapshot assisted;
+    absl::Status status = CollectFromNetlink(&full, std::nullopt);
+    if (status.ok()) status = CollectWithCounters(&assisted, std::nullopt);
+    if (!status.ok()) {
+      disagreement = std::string(status.message());
+      break;
+    }
+    if (full.All() == assisted.All()) {
+      counting_ = Counting::kKernelCounters;
+      absl::StrAppend(&source_detail_, "; ESTABLISHED and TIME_WAIT from kernel counters");
+      return;
+    }
+    disagreement =
+        absl::StrCat("ESTABLISHED ", full.Count(TcpState::kEstablished), " vs ",
+                     assisted.Count(TcpState::kEstablished), ", TIME_WAIT ",
+                     full.Count(TcpState::kTimeWait), " vs ", assisted.Count(TcpState::kTimeWait));
+  }
+  counting_ = Counting::kFullDump;
+  absl::StrAppend(&source_detail_,
+                  "; full dumps (kernel counters disagreed with a dump: ", disagreement, ")");
+}
+
 absl::Status Collector::CollectFromProc(Snapshot* snapshot, std::optional<SocketVisitor> also) {
   WalkStats stats;
   auto visitor = [&](const SocketRecord& record) {
@@ -93,11 +167,13 @@ absl::StatusOr<Snapshot> Collector::Collect(std::optional<SocketVisitor> also) {
 
   absl::Status status;
   if (source_ == SourceKind::kNetlink) {
-    status = CollectFromNetlink(&snapshot, also);
+    status = counting_ == Counting::kKernelCounters ? CollectWithCounters(&snapshot, also)
+                                                    : CollectFromNetlink(&snapshot, also);
     if (!status.ok() && options_.source == SourceKind::kAuto) {
       // The socket opened but the kernel refused the dump (seen in locked-down containers).
       // /proc gives the same counts: switch for good, and start this snapshot afresh.
       source_ = SourceKind::kProc;
+      counting_ = Counting::kFullDump;
       source_detail_ =
           absl::StrCat("/proc/net/tcp{,6} (auto: netlink dump failed: ", status.message(), ")");
       netlink_.reset();

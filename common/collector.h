@@ -20,8 +20,21 @@
 
 namespace tcpstates {
 
+// How ESTABLISHED and TIME_WAIT, the states that dominate busy servers, are counted.
+//   kFullDump        every socket is dumped: exact per family, every visitor sees every socket.
+//   kKernelCounters  the dump skips ESTABLISHED and TIME_WAIT (the kernel still walks them
+//                    but builds no message: ~0.3 us instead of ~1.15 us per socket) and their
+//                    totals are derived from /proc/net/snmp CurrEstab and /proc/net/sockstat
+//                    tw. Gives up: the per-family split of those two states (Snapshot::
+//                    unsplit), and visitors never see those sockets. Create() keeps it only
+//                    where it is exact: it needs netlink, readable counters, and a start-up
+//                    self-check in which both ways agree; otherwise it falls back to
+//                    kFullDump and says why in source_detail.
+enum class Counting : uint8_t { kFullDump, kKernelCounters };
+
 struct CollectorOptions {
   SourceKind source = SourceKind::kAuto;
+  Counting counting = Counting::kFullDump;
   // Where tcp and tcp6 are read from by the /proc source. Tests point it at captured tables.
   std::string proc_net_dir = "/proc/net";
 };
@@ -46,16 +59,23 @@ class Collector {
 
   // The source the next Collect() will use, and why.
   SourceKind source() const { return source_; }
+  Counting counting() const { return counting_; }
   const std::string& source_detail() const { return source_detail_; }
 
  private:
   Collector(const CollectorOptions& options);
 
   absl::Status CollectFromNetlink(Snapshot* snapshot, std::optional<SocketVisitor> also);
+  // Dumps all but ESTABLISHED and TIME_WAIT and derives those from kernel counters.
+  absl::Status CollectWithCounters(Snapshot* snapshot, std::optional<SocketVisitor> also);
+  // Start-up check that counter-assisted counting equals a full dump here; on failure
+  // switches to kFullDump and records why.
+  void CheckCountersAgree();
   absl::Status CollectFromProc(Snapshot* snapshot, std::optional<SocketVisitor> also);
 
   CollectorOptions options_;
   SourceKind source_;
+  Counting counting_ = Counting::kFullDump;
   std::string source_detail_;
   std::optional<NetlinkSocketTable> netlink_;
   static constexpr size_t kProcBufferSize = 64 * 1024;

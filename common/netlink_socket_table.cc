@@ -78,6 +78,7 @@ absl::StatusOr<DumpProgress> WalkDiagMessages(absl::Span<const uint8_t> data, ui
           SocketRecord record;
           record.family = msg.idiag_family == AF_INET ? Family::kIpv4 : Family::kIpv6;
           record.state = msg.idiag_state;
+          record.timer = msg.idiag_timer;
           record.local_port = ntohs(msg.id.idiag_sport);
           record.remote_port = ntohs(msg.id.idiag_dport);
           std::memcpy(record.remote_address.data(), msg.id.idiag_dst, record.remote_address.size());

@@ -105,8 +105,14 @@ bool ParseProcNetTcpLine(absl::string_view line, Family family, SocketRecord* re
   uint64_t state_value;
   if (state.size() != 2 || !ParseHex(state, &state_value)) return false;
 
-  // tx:rx, tr:when, retrnsmt, uid, timeout: present and non-empty, not otherwise needed.
-  for (int i = 0; i < 5; ++i) {
+  if (NextToken(&rest).empty()) return false;  // tx_queue:rx_queue
+  absl::string_view timer = NextToken(&rest);  // tr:tm->when
+  uint64_t timer_value;
+  if (timer.size() < 3 || timer[2] != ':' || !ParseHex(timer.substr(0, 2), &timer_value)) {
+    return false;
+  }
+  // retrnsmt, uid, timeout: present and non-empty, not otherwise needed.
+  for (int i = 0; i < 3; ++i) {
     if (NextToken(&rest).empty()) return false;
   }
   uint64_t inode;
@@ -117,6 +123,7 @@ bool ParseProcNetTcpLine(absl::string_view line, Family family, SocketRecord* re
 
   record->family = family;
   record->state = static_cast<uint8_t>(state_value);
+  record->timer = static_cast<uint8_t>(timer_value);
   record->inode = inode;
   record->cgroup_id = 0;
   return true;

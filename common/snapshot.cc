@@ -28,6 +28,7 @@ absl::string_view SourceKindName(SourceKind kind) {
 StateCounts Snapshot::All() const {
   StateCounts all = ipv4;
   all += ipv6;
+  all += unsplit;
   return all;
 }
 

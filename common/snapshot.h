@@ -45,6 +45,12 @@ struct Snapshot {
   // Lines or messages that could not be decoded.
   uint64_t malformed = 0;
 
+  // Counts known only as totals. In counter-assisted collections (Counting::kKernelCounters)
+  // ESTABLISHED and TIME_WAIT come from kernel counters that do not split by family: they
+  // are here, and ipv4/ipv6 hold 0 for them. All zero in a full dump.
+  StateCounts unsplit;
+  bool families_complete = true;  // false when `unsplit` carries counts
+
   SourceKind source = SourceKind::kNetlink;  // never kAuto: the reader actually used
   std::string source_detail;                 // how, and why this reader (for humans and logs)
   absl::Time taken_at;                       // when the collection started
@@ -55,9 +61,9 @@ struct Snapshot {
     return family == Family::kIpv4 ? ipv4 : ipv6;
   }
 
-  // The headline metrics.
-  uint64_t connections() const { return ipv4.Total() + ipv6.Total(); }
-  uint64_t Count(TcpState state) const { return ipv4[state] + ipv6[state]; }
+  // The headline metrics (totals include `unsplit`).
+  uint64_t connections() const { return ipv4.Total() + ipv6.Total() + unsplit.Total(); }
+  uint64_t Count(TcpState state) const { return ipv4[state] + ipv6[state] + unsplit[state]; }
 };
 
 // Adds one socket to a snapshot's counts (the counting visitor).

@@ -17,6 +17,10 @@ struct SocketRecord {
   // The kernel's state number as reported (1..11 for every socket a healthy kernel
   // reports). Walkers pass numbers they do not know through unchanged; the visitor decides.
   uint8_t state = 0;
+  // The kernel's timer code: 3 marks a time-wait socket (including orphaned FIN_WAIT2
+  // sockets the kernel keeps in time-wait form), which the counter-assisted mode needs to
+  // tell apart from full FIN_WAIT2 sockets.
+  uint8_t timer = 0;
   uint16_t local_port = 0;   // host byte order
   uint16_t remote_port = 0;  // host byte order
   // Remote address in network byte order; IPv4 uses the first 4 bytes.

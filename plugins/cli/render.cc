@@ -196,12 +196,19 @@ std::string RenderTable(const Snapshot& s, const Diagnosis* diagnosis) {
     absl::StrAppendFormat(&out, "%-16s %10d   %s\n", h.name, h.value, h.meaning);
   }
   absl::StrAppendFormat(&out, "\n%-12s %10s %10s %10s\n", "state", "ipv4", "ipv6", "total");
+  // Counts known only as a total (counter-assisted collections) show "-" per family.
+  const auto per_family = [](uint64_t count, bool known) {
+    return known ? absl::StrCat(count) : std::string("-");
+  };
   for (TcpState state : kAllStates) {
-    absl::StrAppendFormat(&out, "%-12s %10d %10d %10d\n", KernelName(state), s.ipv4[state],
-                          s.ipv6[state], s.Count(state));
+    const bool known = s.unsplit[state] == 0;
+    absl::StrAppendFormat(&out, "%-12s %10s %10s %10d\n", KernelName(state),
+                          per_family(s.ipv4[state], known), per_family(s.ipv6[state], known),
+                          s.Count(state));
   }
-  absl::StrAppendFormat(&out, "%-12s %10d %10d %10d\n", "all", s.ipv4.Total(), s.ipv6.Total(),
-                        s.connections());
+  absl::StrAppendFormat(&out, "%-12s %10s %10s %10d\n", "all",
+                        per_family(s.ipv4.Total(), s.families_complete),
+                        per_family(s.ipv6.Total(), s.families_complete), s.connections());
   if (diagnosis != nullptr) AppendWhy(*diagnosis, &out);
   absl::StrAppendFormat(&out, "\nsource: %s (%s)\ncollected in %.3f ms\n", SourceKindName(s.source),
                         s.source_detail, absl::ToDoubleMilliseconds(s.elapsed));
@@ -229,6 +236,15 @@ std::string RenderJson(const Snapshot& s, const Diagnosis* diagnosis) {
     out += "}";
   }
   out += "},";
+  if (!s.families_complete) {
+    // Totals the per-family objects above do not include.
+    out += "\"unsplit\":{";
+    for (TcpState state : kAllStates) {
+      if (state != kAllStates.front()) out += ",";
+      absl::StrAppend(&out, "\"", MetricName(state), "\":", s.unsplit[state]);
+    }
+    out += "},";
+  }
   if (diagnosis != nullptr) AppendWhyJson(*diagnosis, &out);
   out += "\"source\":";
   AppendJsonString(SourceKindName(s.source), &out);

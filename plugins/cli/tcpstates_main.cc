@@ -19,6 +19,10 @@
 ABSL_FLAG(bool, json, false, "Print one JSON object (per collection) instead of the table.");
 ABSL_FLAG(std::string, source, "auto",
           "Where to read sockets from: auto (netlink, else /proc), netlink, or proc.");
+ABSL_FLAG(std::string, counting, "full",
+          "full: dump every socket (exact per family); counters: derive ESTABLISHED and "
+          "TIME_WAIT totals from kernel counters (cheaper at scale; no per-family split of "
+          "those two states, no port pressure).");
 ABSL_FLAG(bool, diagnose, true,
           "Name CLOSE_WAIT owners, listening ports and ephemeral-port pressure "
           "(--nodiagnose: counts only).");
@@ -72,8 +76,16 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  const std::string counting_flag = absl::GetFlag(FLAGS_counting);
+  if (counting_flag != "full" && counting_flag != "counters") {
+    std::fprintf(stderr, "tcpstates: --counting: expected full or counters\n");
+    return 2;
+  }
+  const tcpstates::Counting counting = counting_flag == "counters"
+                                           ? tcpstates::Counting::kKernelCounters
+                                           : tcpstates::Counting::kFullDump;
   absl::StatusOr<tcpstates::Collector> collector =
-      tcpstates::Collector::Create({.source = *source});
+      tcpstates::Collector::Create({.source = *source, .counting = counting});
   if (!collector.ok()) {
     std::fprintf(stderr, "tcpstates: cannot open the socket table: %s\n",
                  collector.status().ToString().c_str());
@@ -82,6 +94,8 @@ int main(int argc, char** argv) {
   const bool diagnose = absl::GetFlag(FLAGS_diagnose);
   tcpstates::DiagnosisOptions diagnosis_options;
   diagnosis_options.owners.top = top;
+  // Port pressure needs every ESTABLISHED and TIME_WAIT socket, which counters never show.
+  diagnosis_options.port_pressure = collector->counting() == tcpstates::Counting::kFullDump;
   tcpstates::Diagnoser diagnoser(diagnosis_options);
 
   for (int i = 0; count == 0 || i < count; ++i) {

@@ -20,8 +20,8 @@ class CliWorkloadTest(unittest.TestCase):
     def setUp(self):
         harness.require_root()
 
-    def collect(self, workload, source):
-        result = workload.run(cli("--json", f"--source={source}"))
+    def collect(self, workload, source, *args):
+        result = workload.run(cli("--json", f"--source={source}", *args))
         self.assertEqual(result.returncode, 0, result.stderr)
         return json.loads(result.stdout)
 
@@ -40,11 +40,23 @@ class CliWorkloadTest(unittest.TestCase):
                 self.assertEqual(snapshot["tcp_listen"], workload.total("listen"))
                 self.assertEqual(snapshot["malformed"], 0)
                 self.assertEqual(snapshot["unknown_state"], 0)
+        # Counter-assisted counting: same totals, ESTABLISHED and TIME_WAIT only as totals.
+        snapshot = self.collect(workload, "netlink", "--counting=counters")
+        self.assertIn("from kernel counters", snapshot["source_detail"])
+        for state in STATES:
+            total = sum(snapshot["states"][f][state] for f in ("ipv4", "ipv6"))
+            total += snapshot["unsplit"][state]
+            self.assertEqual(total, workload.total(state), state)
+            if state not in ("established", "time_wait"):
+                for family in ("ipv4", "ipv6"):
+                    self.assertEqual(snapshot["states"][family][state],
+                                     workload.expected[family][state])
+        self.assertEqual(snapshot["tcp_connections"], workload.connections())
 
     def test_every_state_both_families(self):
         with harness.Workload(listen=300, established=300, close_wait=300, time_wait=300,
-                              syn_recv=300) as workload:
-            self.assertEqual(workload.total("close_wait"), 600)
+                              syn_recv=300, orphan_fin_wait2=300) as workload:
+            self.assertEqual(workload.total("close_wait"), 1200)
             self.assertEqual(workload.total("syn_recv"), 600)
             self.assert_exact(workload)
 
@@ -56,6 +68,14 @@ class CliWorkloadTest(unittest.TestCase):
     def test_ipv6_only(self):
         with harness.Workload(families="ipv6", listen=120, established=310, close_wait=220,
                               time_wait=130, syn_recv=240) as workload:
+            self.assert_exact(workload)
+
+    def test_orphaned_fin_wait2_is_not_time_wait(self):
+        # Orphaned FIN_WAIT2 sockets are kept in time-wait form and counted in sockstat's tw:
+        # counter-assisted counting must subtract them.
+        with harness.Workload(established=50, time_wait=120, orphan_fin_wait2=90,
+                              close_wait=30) as workload:
+            self.assertEqual(workload.total("fin_wait2"), 240)
             self.assert_exact(workload)
 
     def test_empty_namespace(self):

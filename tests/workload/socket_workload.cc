@@ -253,6 +253,19 @@ absl::Status Build(const Spec& spec, Family family, Holdings* holdings) {
     expected[TcpState::kTimeWait] += pairs.size();
   }
 
+  if (spec.orphan_fin_wait2 > 0) {
+    std::vector<Pair> pairs;
+    absl::Status status = ConnectPairs(family, spec.orphan_fin_wait2, holdings, &pairs);
+    for (const Pair& p : pairs) {
+      holdings->fds.push_back(p.server);
+      close(p.client);  // orphaned: FIN_WAIT2 without a file, once the server ACKs the FIN
+      if (status.ok()) status = AwaitEof(p.server);
+    }
+    if (!status.ok()) return status;
+    expected[TcpState::kCloseWait] += pairs.size();
+    expected[TcpState::kFinWait2] += pairs.size();
+  }
+
   if (spec.syn_recv > 0) {
     Endpoint endpoint;
     absl::StatusOr<int> listener = Listen(family, spec.syn_recv + 16, true, &endpoint);

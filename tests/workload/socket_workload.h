@@ -6,6 +6,9 @@
 //   established N client/server pairs           -> 2N ESTABLISHED
 //   close_wait  N pairs, the client shut down    -> N CLOSE_WAIT (server) + N FIN_WAIT2 (client)
 //   time_wait   N pairs, the client closed first -> N TIME_WAIT (needs tcp_tw_reuse=0)
+//   orphan_fin_wait2 N pairs, the client closed, the server never does
+//                                               -> N CLOSE_WAIT + N FIN_WAIT2 (orphaned,
+//                                                  kept by the kernel in time-wait form)
 //   syn_recv    N clients of a TCP_DEFER_ACCEPT listener that send nothing
 //                                               -> N SYN_RECV (server) + N ESTABLISHED (client)
 // Every helper listener that pairs are made through counts as one more LISTEN socket.
@@ -27,6 +30,7 @@ struct Spec {
   int close_wait = 0;
   int time_wait = 0;
   int syn_recv = 0;
+  int orphan_fin_wait2 = 0;
 };
 
 // A process holding sockets. Closing `fds` releases them.

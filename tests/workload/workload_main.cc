@@ -33,6 +33,8 @@ ABSL_FLAG(int, listen, 0, "Listening sockets per family.");
 ABSL_FLAG(int, established, 0, "ESTABLISHED pairs per family (2 sockets each).");
 ABSL_FLAG(int, close_wait, 0, "CLOSE_WAIT/FIN_WAIT2 pairs per family.");
 ABSL_FLAG(int, time_wait, 0, "TIME_WAIT sockets per family.");
+ABSL_FLAG(int, orphan_fin_wait2, 0,
+          "CLOSE_WAIT pairs per family whose client closed: orphaned FIN_WAIT2 peers.");
 ABSL_FLAG(int, syn_recv, 0,
           "SYN_RECV request sockets per family (plus their ESTABLISHED clients).");
 ABSL_FLAG(std::vector<std::string>, close_wait_holder, {},
@@ -81,6 +83,7 @@ int main(int argc, char** argv) {
       .close_wait = absl::GetFlag(FLAGS_close_wait),
       .time_wait = absl::GetFlag(FLAGS_time_wait),
       .syn_recv = absl::GetFlag(FLAGS_syn_recv),
+      .orphan_fin_wait2 = absl::GetFlag(FLAGS_orphan_fin_wait2),
   };
   std::vector<tcpstates::workload::Holdings> held;
   for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_families), ',')) {

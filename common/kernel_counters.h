@@ -1,0 +1,30 @@
+// Exact O(1) per-namespace counters the kernel keeps, which make the expensive part of a
+// dump unnecessary on busy servers:
+//   /proc/net/snmp     Tcp: CurrEstab  = ESTABLISHED + CLOSE_WAIT sockets (RFC 1213)
+//   /proc/net/sockstat TCP: ... tw N   = TIME_WAIT + orphaned FIN_WAIT2 time-wait sockets
+#ifndef TCPSTATES_COMMON_KERNEL_COUNTERS_H_
+#define TCPSTATES_COMMON_KERNEL_COUNTERS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace tcpstates {
+
+struct TcpCounters {
+  uint64_t curr_estab = 0;
+  uint64_t time_wait_buckets = 0;
+};
+
+// Parsers over the files' text (exposed for tests); InvalidArgument when the field is absent.
+absl::StatusOr<uint64_t> ParseCurrEstab(absl::string_view snmp);
+absl::StatusOr<uint64_t> ParseSockstatTimeWait(absl::string_view sockstat);
+
+// Reads both from `proc_net_dir` (normally /proc/net).
+absl::StatusOr<TcpCounters> ReadTcpCounters(const std::string& proc_net_dir);
+
+}  // namespace tcpstates
+
+#endif  // TCPSTATES_COMMON_KERNEL_COUNTERS_H_
