@@ -117,6 +117,17 @@ absl::Status ConnectPairs(Family family, int count, Holdings* holdings, std::vec
   return absl::OkStatus();
 }
 
+// ConnectPairs, with both ends of every pair held (closed with the holdings).
+absl::Status ConnectHeldPairs(Family family, int count, Holdings* holdings,
+                              std::vector<Pair>* pairs) {
+  absl::Status status = ConnectPairs(family, count, holdings, pairs);
+  for (const Pair& p : *pairs) {
+    holdings->fds.push_back(p.client);
+    holdings->fds.push_back(p.server);
+  }
+  return status;
+}
+
 // Waits until the peer's FIN has arrived (read returns 0).
 absl::Status AwaitEof(int fd) {
   char byte;
@@ -212,22 +223,14 @@ absl::Status Build(const Spec& spec, Family family, Holdings* holdings) {
 
   if (spec.established > 0) {
     std::vector<Pair> pairs;
-    absl::Status status = ConnectPairs(family, spec.established, holdings, &pairs);
-    for (const Pair& p : pairs) {
-      holdings->fds.push_back(p.client);
-      holdings->fds.push_back(p.server);
-    }
+    absl::Status status = ConnectHeldPairs(family, spec.established, holdings, &pairs);
     if (!status.ok()) return status;
     expected[TcpState::kEstablished] += 2 * pairs.size();
   }
 
   if (spec.close_wait > 0) {
     std::vector<Pair> pairs;
-    absl::Status status = ConnectPairs(family, spec.close_wait, holdings, &pairs);
-    for (const Pair& p : pairs) {
-      holdings->fds.push_back(p.client);
-      holdings->fds.push_back(p.server);
-    }
+    absl::Status status = ConnectHeldPairs(family, spec.close_wait, holdings, &pairs);
     if (!status.ok()) return status;
     for (const Pair& p : pairs) {
       // The client's FIN puts the server in CLOSE_WAIT; the client, still open, waits in
