@@ -1,6 +1,7 @@
 // tcpstates.so: the collectd read plugin. A translation layer only: <Plugin tcpstates> is
 // parsed into PluginOptions, init creates the core's Collector (which owns the netlink socket
-// and buffers), each read turns one Snapshot into collectd values, shutdown releases it all.
+// and buffers) and Diagnoser, each read turns one Snapshot and its Diagnosis into collectd
+// values (names made safe by collectd_names.h), shutdown releases it all.
 //
 // collectd is C: its headers have no extern "C", it calls us through plain function
 // pointers, and an exception unwinding through its frames would kill the daemon. So every
@@ -13,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -20,8 +22,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/collector.h"
+#include "common/diagnosis.h"
 #include "common/snapshot.h"
 #include "common/tcp_state.h"
+#include "plugins/collectd/collectd_names.h"
 
 extern "C" {
 #include "collectd/core/daemon/collectd.h"
@@ -40,14 +44,33 @@ constexpr char kCountType[] = "tcp_connections";
 constexpr char kListenChangeType[] = "gauge";
 constexpr char kListenChangeInstance[] = "listen_change";
 constexpr char kAllInstance[] = "all";
+// Diagnosis values (README.md, "Diagnosis"): one plugin_instance per analysis.
+constexpr char kOwnersInstance[] = "close_wait_owners";
+constexpr char kListenPortsInstance[] = "listen_ports";
+constexpr char kPressureInstance[] = "port_pressure";
+// Stock types: `count` is GAUGE:0:U, `gauge` GAUGE:U:U.
+constexpr char kPlainCountType[] = "count";
+constexpr char kGaugeType[] = "gauge";
+// Bounds for the numeric options: both size series cardinality, so nonsense is refused.
+constexpr int kMaxTopOwners = 1000;
+constexpr int kMaxMaxListenPorts = 65536;
 
 struct PluginOptions {
   SourceKind source = SourceKind::kAuto;
   bool report_by_family = false;
   bool report_listen_change = true;
+  bool close_wait_owners = true;
+  int top_owners = 10;
+  bool listen_ports = true;
+  int max_listen_ports = 256;
+  bool notify_vanished_listeners = true;
+  bool port_pressure = true;
+  bool any_diagnosis() const { return close_wait_owners || listen_ports || port_pressure; }
 };
 
-constexpr char kAcceptedOptions[] = "Source, ReportByFamily, ReportListenChange";
+constexpr char kAcceptedOptions[] =
+    "Source, ReportByFamily, ReportListenChange, CloseWaitOwners, TopOwners, ListenPorts, "
+    "MaxListenPorts, NotifyVanishedListeners, PortPressure";
 
 // Everything the callbacks share. collectd never runs one read callback concurrently with
 // itself, and config/init/shutdown run on the main thread with no read in flight, so no lock.
@@ -67,13 +90,20 @@ class TcpStatesPlugin {
     std::optional<uint64_t> previous_listen;
   };
 
-  void Dispatch(const Series& series, absl::string_view type, absl::string_view type_instance,
-                gauge_t value);
+  void Dispatch(absl::string_view plugin_instance, absl::string_view type,
+                absl::string_view type_instance, gauge_t value);
   void DispatchCounts(const StateCounts& counts, Series* series);
+  void DispatchOwners(const CloseWaitAttribution& attribution);
+  void DispatchListenPorts(const ListenReport& report);
+  void DispatchPortPressure(const PortPressureReport& report);
   void LogSourceIfChanged(const std::string& detail);
 
   PluginOptions options_;
   std::optional<Collector> collector_;
+  std::optional<Diagnoser> diagnoser_;
+  // Owner pids last logged, to log "who holds CLOSE_WAIT" only when it changes; nullopt
+  // while there is no CLOSE_WAIT socket.
+  std::optional<std::vector<int>> logged_owner_pids_;
   std::string logged_source_detail_;
   Series all_{kAllInstance, std::nullopt};
   std::array<Series, 2> families_{Series{std::string(FamilyName(Family::kIpv4)), std::nullopt},
@@ -82,6 +112,7 @@ class TcpStatesPlugin {
   c_complain_t dispatch_complaint_ = C_COMPLAIN_INIT_STATIC;
   c_complain_t malformed_complaint_ = C_COMPLAIN_INIT_STATIC;
   c_complain_t unknown_state_complaint_ = C_COMPLAIN_INIT_STATIC;
+  c_complain_t pressure_complaint_ = C_COMPLAIN_INIT_STATIC;
 };
 
 TcpStatesPlugin& ThePlugin() {
@@ -133,6 +164,18 @@ absl::StatusOr<bool> ParseBoolean(const oconfig_item_t& item) {
       absl::StrCat(item.key, " takes true or false, got ", DescribeValues(item)));
 }
 
+absl::StatusOr<int> ParsePositive(const oconfig_item_t& item, int max) {
+  if (item.values_num == 1 && item.children_num == 0 &&
+      item.values[0].type == OCONFIG_TYPE_NUMBER) {
+    const double number = item.values[0].value.number;
+    if (number >= 1 && number <= max && number == static_cast<int>(number)) {
+      return static_cast<int>(number);
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat(item.key, " takes a whole number from 1 to ", max,
+                                                 ", got ", DescribeValues(item)));
+}
+
 absl::StatusOr<SourceKind> ParseSource(const oconfig_item_t& item) {
   if (item.values_num != 1 || item.children_num != 0 ||
       item.values[0].type != OCONFIG_TYPE_STRING) {
@@ -162,6 +205,30 @@ absl::Status TcpStatesPlugin::Configure(const oconfig_item_t& block) {
       absl::StatusOr<bool> value = ParseBoolean(item);
       if (!value.ok()) return value.status();
       options_.report_listen_change = *value;
+    } else if (absl::EqualsIgnoreCase(key, "CloseWaitOwners")) {
+      absl::StatusOr<bool> value = ParseBoolean(item);
+      if (!value.ok()) return value.status();
+      options_.close_wait_owners = *value;
+    } else if (absl::EqualsIgnoreCase(key, "TopOwners")) {
+      absl::StatusOr<int> value = ParsePositive(item, kMaxTopOwners);
+      if (!value.ok()) return value.status();
+      options_.top_owners = *value;
+    } else if (absl::EqualsIgnoreCase(key, "ListenPorts")) {
+      absl::StatusOr<bool> value = ParseBoolean(item);
+      if (!value.ok()) return value.status();
+      options_.listen_ports = *value;
+    } else if (absl::EqualsIgnoreCase(key, "MaxListenPorts")) {
+      absl::StatusOr<int> value = ParsePositive(item, kMaxMaxListenPorts);
+      if (!value.ok()) return value.status();
+      options_.max_listen_ports = *value;
+    } else if (absl::EqualsIgnoreCase(key, "NotifyVanishedListeners")) {
+      absl::StatusOr<bool> value = ParseBoolean(item);
+      if (!value.ok()) return value.status();
+      options_.notify_vanished_listeners = *value;
+    } else if (absl::EqualsIgnoreCase(key, "PortPressure")) {
+      absl::StatusOr<bool> value = ParseBoolean(item);
+      if (!value.ok()) return value.status();
+      options_.port_pressure = *value;
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown option \"", key, "\"; accepted options: ", kAcceptedOptions));
@@ -179,12 +246,23 @@ absl::Status TcpStatesPlugin::Init() {
                      "): ", collector.status().message(), "; \"Source auto\" falls back to /proc"));
   }
   collector_ = std::move(*collector);
+  if (options_.any_diagnosis()) {
+    DiagnosisOptions diagnosis;
+    diagnosis.close_wait_owners = options_.close_wait_owners;
+    diagnosis.owners.top = options_.top_owners;
+    diagnosis.listen_inventory = options_.listen_ports;
+    diagnosis.max_listen_ports = static_cast<size_t>(options_.max_listen_ports);
+    diagnosis.port_pressure = options_.port_pressure;
+    diagnoser_.emplace(diagnosis);
+  }
   LogSourceIfChanged(collector_->source_detail());
   return absl::OkStatus();
 }
 
 void TcpStatesPlugin::Shutdown() {
   collector_.reset();  // closes the netlink socket and frees the read buffers
+  diagnoser_.reset();
+  logged_owner_pids_.reset();
   logged_source_detail_.clear();
   all_.previous_listen.reset();
   for (Series& series : families_) series.previous_listen.reset();
@@ -201,7 +279,7 @@ void TcpStatesPlugin::LogSourceIfChanged(const std::string& detail) {
   logged_source_detail_ = detail;
 }
 
-void TcpStatesPlugin::Dispatch(const Series& series, absl::string_view type,
+void TcpStatesPlugin::Dispatch(absl::string_view plugin_instance, absl::string_view type,
                                absl::string_view type_instance, gauge_t value) {
   value_t values[1];
   values[0].gauge = value;
@@ -210,13 +288,13 @@ void TcpStatesPlugin::Dispatch(const Series& series, absl::string_view type,
   list.values_len = 1;
   // host, time and interval left zero: the daemon fills them in (interval from <LoadPlugin>).
   CopyName(kPluginName, list.plugin);
-  CopyName(series.instance, list.plugin_instance);
+  CopyName(plugin_instance, list.plugin_instance);
   CopyName(type, list.type);
   CopyName(type_instance, list.type_instance);
   if (plugin_dispatch_values(&list) != 0) {
     c_complain(LOG_WARNING, &dispatch_complaint_,
                "%s plugin: plugin_dispatch_values failed for %s/%s-%s", kPluginName,
-               series.instance.c_str(), list.type, list.type_instance);
+               list.plugin_instance, list.type, list.type_instance);
   } else {
     c_release(LOG_INFO, &dispatch_complaint_, "%s plugin: dispatching values again", kPluginName);
   }
@@ -225,25 +303,138 @@ void TcpStatesPlugin::Dispatch(const Series& series, absl::string_view type,
 void TcpStatesPlugin::DispatchCounts(const StateCounts& counts, Series* series) {
   // Zeros are dispatched too: a series that exists only while non-zero cannot be graphed
   // or thresholded, and "no value" would read as "plugin broken".
-  Dispatch(*series, kCountType, "total", static_cast<gauge_t>(counts.Total()));
+  Dispatch(series->instance, kCountType, "total", static_cast<gauge_t>(counts.Total()));
   for (TcpState state : kAllStates) {
-    Dispatch(*series, kCountType, MetricName(state), static_cast<gauge_t>(counts[state]));
+    Dispatch(series->instance, kCountType, MetricName(state), static_cast<gauge_t>(counts[state]));
   }
   if (!options_.report_listen_change) return;
   const uint64_t listen = counts[TcpState::kListen];
   // The first read has nothing to compare with; dispatching 0 there would claim "no change".
   if (series->previous_listen.has_value()) {
-    Dispatch(*series, kListenChangeType, kListenChangeInstance,
+    Dispatch(series->instance, kListenChangeType, kListenChangeInstance,
              static_cast<gauge_t>(listen) - static_cast<gauge_t>(*series->previous_listen));
   }
   series->previous_listen = listen;
 }
 
+void TcpStatesPlugin::DispatchOwners(const CloseWaitAttribution& attribution) {
+  // No CLOSE_WAIT socket, nothing extra: the healthy case adds no series.
+  if (attribution.attributed == 0 && attribution.unattributed == 0) {
+    logged_owner_pids_.reset();
+    return;
+  }
+  // Processes whose sanitized unit and name coincide (the workers of one service, or names
+  // differing only in replaced bytes) share one series, summed: collectd keeps one value per
+  // identifier and read, and would reject the second as "too old".
+  std::vector<std::pair<std::string, uint64_t>> series;
+  std::vector<int> pids;
+  std::string who;
+  uint64_t listed = 0;
+  for (const CloseWaitOwner& owner : attribution.owners) {
+    std::string instance = collectd_names::OwnerInstance(owner.unit, owner.comm);
+    auto it = std::find_if(series.begin(), series.end(),
+                           [&](const auto& entry) { return entry.first == instance; });
+    if (it != series.end()) {
+      it->second += owner.sockets;
+    } else {
+      series.emplace_back(std::move(instance), owner.sockets);
+    }
+    listed += owner.sockets;
+    pids.push_back(owner.pid);
+    absl::StrAppend(&who, who.empty() ? "" : ", ", "pid ", owner.pid, " ",
+                    collectd_names::SanitizeName(owner.comm), " (",
+                    collectd_names::SanitizeName(owner.unit), ") ", owner.sockets);
+  }
+  for (const auto& [instance, sockets] : series) {
+    Dispatch(kOwnersInstance, kCountType, instance, static_cast<gauge_t>(sockets));
+  }
+  // Attributed to owners beyond TopOwners, so that the values add up to close_wait.
+  Dispatch(kOwnersInstance, kCountType, "other",
+           static_cast<gauge_t>(attribution.attributed - std::min(listed, attribution.attributed)));
+  Dispatch(kOwnersInstance, kCountType, "unattributed",
+           static_cast<gauge_t>(attribution.unattributed));
+  Dispatch(kOwnersInstance, kPlainCountType, "unreadable_processes",
+           static_cast<gauge_t>(attribution.processes_unreadable));
+  // Pids are not in the series names (a restart would start new series); they are logged
+  // whenever the set of owners changes, with names sanitized as in the values (no line
+  // breaks from a hostile comm).
+  if (pids != logged_owner_pids_) {
+    INFO("%s plugin: CLOSE_WAIT sockets held by: %s; unattributed %llu", kPluginName,
+         who.empty() ? "no readable process" : who.c_str(),
+         static_cast<unsigned long long>(attribution.unattributed));
+    logged_owner_pids_ = std::move(pids);
+  }
+}
+
+void TcpStatesPlugin::DispatchListenPorts(const ListenReport& report) {
+  for (const ListenPort& port : report.listening) {
+    Dispatch(kListenPortsInstance, kCountType,
+             collectd_names::ListenInstance(port.family, port.port),
+             static_cast<gauge_t>(port.sockets));
+  }
+  // LISTEN sockets on ports beyond MaxListenPorts: counted, not named.
+  Dispatch(kListenPortsInstance, kPlainCountType, "untracked_sockets",
+           static_cast<gauge_t>(report.untracked_sockets));
+  if (!options_.notify_vanished_listeners) return;
+  // The series of a vanished port simply stops (threshold's missing-value check notices
+  // after Timeout intervals, if configured); this names it at once, with no configuration.
+  for (const ListenPort& port : report.vanished) {
+    notification_t notification = {};
+    notification.severity = NOTIF_WARNING;
+    notification.time = cdtime();
+    CopyName(hostname_g != nullptr ? hostname_g : "", notification.host);
+    CopyName(kPluginName, notification.plugin);
+    CopyName(kListenPortsInstance, notification.plugin_instance);
+    CopyName(kCountType, notification.type);
+    CopyName(collectd_names::ListenInstance(port.family, port.port), notification.type_instance);
+    const std::string message =
+        absl::StrCat("Listener ", FamilyName(port.family), " port ", port.port, " (", port.sockets,
+                     port.sockets == 1 ? " socket" : " sockets",
+                     ") was listening at the previous read and is gone now");
+    CopyName(message, notification.message);
+    plugin_dispatch_notification(&notification);
+  }
+}
+
+void TcpStatesPlugin::DispatchPortPressure(const PortPressureReport& report) {
+  const std::optional<EndpointUsage>& busiest = report.busiest;
+  // Fixed names for thresholds and graphs; 0 when no connection uses an ephemeral port.
+  Dispatch(kPressureInstance, kGaugeType, "ephemeral_port_usage", busiest ? busiest->ratio : 0);
+  Dispatch(kPressureInstance, kPlainCountType, "ephemeral_ports_in_use",
+           busiest ? static_cast<gauge_t>(busiest->ports_in_use) : 0);
+  // The same ratio under a name that says which endpoint it is (a value cannot carry text).
+  if (busiest) {
+    Dispatch(kPressureInstance, kGaugeType, collectd_names::BusiestInstance(*busiest),
+             busiest->ratio);
+  }
+  const PortSettings& settings = report.settings;
+  const std::pair<const char*, int> sysctls[] = {
+      {"ip_local_port_range_low", settings.range_low},
+      {"ip_local_port_range_high", settings.range_high},
+      {"tcp_fin_timeout", settings.fin_timeout},
+      {"tcp_tw_reuse", settings.tw_reuse},
+      {"tcp_max_tw_buckets", settings.max_tw_buckets},
+  };
+  for (const auto& [name, value] : sysctls) {
+    if (value >= 0) Dispatch(kPressureInstance, kGaugeType, name, static_cast<gauge_t>(value));
+  }
+  if (report.untracked_sockets > 0) {
+    c_complain(LOG_WARNING, &pressure_complaint_,
+               "%s plugin: %llu sockets toward endpoints beyond the tracking cap are not in "
+               "ephemeral_port_usage",
+               kPluginName, static_cast<unsigned long long>(report.untracked_sockets));
+  }
+}
+
 absl::Status TcpStatesPlugin::Read() {
   absl::StatusOr<Snapshot> snapshot =
-      collector_.has_value() ? collector_->Collect()
-                             : absl::FailedPreconditionError("read callback ran before init");
+      !collector_.has_value() ? absl::FailedPreconditionError("read callback ran before init")
+      : diagnoser_.has_value()
+          ? collector_->Collect([this](const SocketRecord& r) { diagnoser_->Observe(r); })
+          : collector_->Collect();
   if (!snapshot.ok()) {
+    // Forget whatever a failed collection observed, so the next diagnosis starts clean.
+    if (diagnoser_.has_value()) diagnoser_->Finish();
     c_complain(LOG_ERR, &read_complaint_, "%s plugin: no socket table could be read: %s",
                kPluginName, snapshot.status().ToString().c_str());
     return snapshot.status();
@@ -268,6 +459,12 @@ absl::Status TcpStatesPlugin::Read() {
     for (Family family : kAllFamilies) {
       DispatchCounts(snapshot->ForFamily(family), &families_[static_cast<size_t>(family)]);
     }
+  }
+  if (diagnoser_.has_value()) {
+    const Diagnosis diagnosis = diagnoser_->Finish();
+    if (diagnosis.close_wait) DispatchOwners(*diagnosis.close_wait);
+    if (diagnosis.listen) DispatchListenPorts(*diagnosis.listen);
+    if (diagnosis.port_pressure) DispatchPortPressure(*diagnosis.port_pressure);
   }
   return absl::OkStatus();
 }
