@@ -1,9 +1,13 @@
 #include "plugins/telegraf/execd_batch.h"
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <limits>
+#include <utility>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "plugins/telegraf/line_protocol.h"
 
@@ -47,9 +51,126 @@ absl::Status AppendPoint(absl::string_view measurement, absl::string_view family
   return point.AppendTo(out);
 }
 
+// What a tag value becomes once stored: the encoder drops trailing backslashes and makes
+// TAB/LF/FF/CR visible, so two names can end up the same tag value.
+std::string StoredTagValue(absl::string_view value) {
+  while (!value.empty() && value.back() == '\\') value.remove_suffix(1);
+  return line_protocol::EscapeKeyOrTagValue(value);
+}
+
+absl::Status AppendCloseWait(const CloseWaitAttribution& attribution, absl::Time time,
+                             std::string* out) {
+  // pid is a field, so two owners with the same comm and unit (a pre-forked server's
+  // workers) would be the same series at the same timestamp, and InfluxDB would keep only
+  // the last one. They become one line: their sockets summed, the pid of the one holding the
+  // most, and how many processes it stands for.
+  struct Line {
+    const CloseWaitOwner* first;  // owners come most sockets first: this one holds the most
+    uint64_t sockets;
+    int64_t processes;
+  };
+  std::vector<Line> lines;
+  lines.reserve(attribution.owners.size());
+  absl::flat_hash_map<std::pair<std::string, std::string>, size_t> line_of;
+  for (const CloseWaitOwner& owner : attribution.owners) {
+    auto [it, inserted] =
+        line_of.try_emplace({StoredTagValue(owner.comm), StoredTagValue(owner.unit)}, lines.size());
+    if (inserted) {
+      lines.push_back({&owner, owner.sockets, 1});
+    } else {
+      lines[it->second].sockets += owner.sockets;
+      ++lines[it->second].processes;
+    }
+  }
+  for (const Line& line : lines) {
+    line_protocol::LinePoint point(kCloseWaitMeasurement);
+    point.AddTag("comm", line.first->comm).AddTag("unit", line.first->unit);
+    point.AddInt("sockets", AsFieldInteger(line.sockets))
+        .AddInt("pid", line.first->pid)
+        .AddInt("processes", line.processes);
+    point.SetTime(time);
+    if (absl::Status status = point.AppendTo(out); !status.ok()) return status;
+  }
+  // Always with CLOSE_WAIT > 0: an unprivileged run (Telegraf's own user) cannot read other
+  // users' fds, and this says how much is unattributed and why instead of failing quietly.
+  line_protocol::LinePoint summary(kCloseWaitSummaryMeasurement);
+  summary.AddInt("attributed", AsFieldInteger(attribution.attributed))
+      .AddInt("unattributed", AsFieldInteger(attribution.unattributed))
+      .AddInt("processes_unreadable", attribution.processes_unreadable);
+  summary.SetTime(time);
+  return summary.AppendTo(out);
+}
+
+absl::Status AppendListenPorts(absl::string_view measurement, const std::vector<ListenPort>& ports,
+                               absl::Time time, std::string* out) {
+  for (const ListenPort& port : ports) {
+    line_protocol::LinePoint point(measurement);
+    point.AddTag("family", FamilyName(port.family)).AddTag("port", absl::StrCat(port.port));
+    point.AddInt("sockets", AsFieldInteger(port.sockets));
+    point.SetTime(time);
+    if (absl::Status status = point.AppendTo(out); !status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AppendPortPressure(const PortPressureReport& report, absl::Time time,
+                                std::string* out) {
+  const PortSettings& settings = report.settings;
+  line_protocol::LinePoint point(kPortPressureMeasurement);
+  // Without a busiest endpoint the point is still written, untagged and at zero, so the
+  // series has no gaps an alert would read as "no data".
+  uint64_t ports_in_use = 0;
+  double ratio = 0.0;
+  if (report.busiest) {
+    point.AddTag("endpoint", report.busiest->EndpointText());
+    ports_in_use = report.busiest->ports_in_use;
+    // A nonsensical range (unreadable or inverted sysctl) must not make the point
+    // unencodable; the range fields show what was read.
+    if (std::isfinite(report.busiest->ratio)) ratio = report.busiest->ratio;
+  }
+  // AddFloat even for 0: the field's type must never change from float to integer.
+  point.AddInt("ports_in_use", AsFieldInteger(ports_in_use))
+      .AddFloat("ratio", ratio)
+      .AddInt("range_size", settings.range_size())
+      .AddInt("range_low", settings.range_low)
+      .AddInt("range_high", settings.range_high)
+      .AddInt("tcp_fin_timeout", settings.fin_timeout)
+      .AddInt("tcp_tw_reuse", settings.tw_reuse)
+      .AddInt("tcp_max_tw_buckets", settings.max_tw_buckets);
+  point.SetTime(time);
+  return point.AppendTo(out);
+}
+
+absl::Status AppendDiagnosis(const Snapshot& snapshot, const Diagnosis& diagnosis,
+                             std::string* out) {
+  const absl::Time time = snapshot.taken_at;
+  if (diagnosis.close_wait && snapshot.Count(TcpState::kCloseWait) > 0) {
+    if (absl::Status status = AppendCloseWait(*diagnosis.close_wait, time, out); !status.ok()) {
+      return status;
+    }
+  }
+  if (diagnosis.listen) {
+    if (absl::Status status =
+            AppendListenPorts(kListenMeasurement, diagnosis.listen->listening, time, out);
+        !status.ok()) {
+      return status;
+    }
+    if (absl::Status status =
+            AppendListenPorts(kListenVanishedMeasurement, diagnosis.listen->vanished, time, out);
+        !status.ok()) {
+      return status;
+    }
+  }
+  if (diagnosis.port_pressure) {
+    return AppendPortPressure(*diagnosis.port_pressure, time, out);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::StatusOr<std::string> RenderBatch(const Snapshot& snapshot, const BatchOptions& options) {
+absl::StatusOr<std::string> RenderBatch(const Snapshot& snapshot, const BatchOptions& options,
+                                        const Diagnosis* diagnosis) {
   absl::string_view measurement = options.measurement;
   if (measurement.empty()) {
     measurement = options.netstat_compat ? kNetstatMeasurement : kDefaultMeasurement;
@@ -68,6 +189,11 @@ absl::StatusOr<std::string> RenderBatch(const Snapshot& snapshot, const BatchOpt
           !status.ok()) {
         return status;
       }
+    }
+  }
+  if (diagnosis != nullptr) {
+    if (absl::Status status = AppendDiagnosis(snapshot, *diagnosis, &batch); !status.ok()) {
+      return status;
     }
   }
   return batch;

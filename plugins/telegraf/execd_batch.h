@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/diagnosis.h"
 #include "common/snapshot.h"
 
 namespace tcpstates::telegraf {
@@ -15,6 +16,14 @@ namespace tcpstates::telegraf {
 inline constexpr absl::string_view kDefaultMeasurement = "tcpstates";
 // Telegraf inputs.netstat's measurement, used by --netstat-compat.
 inline constexpr absl::string_view kNetstatMeasurement = "netstat";
+
+// The diagnosis series. Fixed names: the shipped Grafana dashboard and InfluxDB rollups
+// query them, so --measurement renames only the counts lines.
+inline constexpr absl::string_view kCloseWaitMeasurement = "tcpstates_close_wait";
+inline constexpr absl::string_view kCloseWaitSummaryMeasurement = "tcpstates_close_wait_summary";
+inline constexpr absl::string_view kListenMeasurement = "tcpstates_listen";
+inline constexpr absl::string_view kListenVanishedMeasurement = "tcpstates_listen_vanished";
+inline constexpr absl::string_view kPortPressureMeasurement = "tcpstates_port_pressure";
 
 struct BatchOptions {
   // Empty: kDefaultMeasurement, or kNetstatMeasurement with netstat_compat.
@@ -30,9 +39,20 @@ struct BatchOptions {
 // The lines for one snapshot, each ending in '\n', all stamped with snapshot.taken_at:
 //   tcpstates tcp_connections=N,tcp_established=N,tcp_time_wait=N,tcp_close_wait=N,
 //             tcp_listen=N,tcp_syn_sent=N,... <ns>
-// every state present, integers with `i`. Fails only when options.measurement cannot be
-// encoded (InvalidArgument), so checking the options once at start-up is enough.
-absl::StatusOr<std::string> RenderBatch(const Snapshot& snapshot, const BatchOptions& options);
+// every state present, integers with `i`. Then, for each analysis `diagnosis` (optional)
+// carries:
+//   tcpstates_close_wait,comm=C,unit=U sockets=N,pid=P,processes=N   per owner (by comm+unit)
+//   tcpstates_close_wait_summary attributed=N,unattributed=N,processes_unreadable=N
+//                     (both only when the snapshot has CLOSE_WAIT sockets)
+//   tcpstates_listen,family=F,port=P sockets=N            per listening port
+//   tcpstates_listen_vanished,family=F,port=P sockets=N   per port gone since the last gather
+//   tcpstates_port_pressure[,endpoint=E] ports_in_use=N,ratio=R,range_size=N,range_low=N,
+//                     range_high=N,tcp_fin_timeout=N,tcp_tw_reuse=N,tcp_max_tw_buckets=N
+// Fails only when options.measurement cannot be encoded (InvalidArgument): every other name
+// is fixed and hostile values (process names) are always encodable, so checking the options
+// once at start-up is enough.
+absl::StatusOr<std::string> RenderBatch(const Snapshot& snapshot, const BatchOptions& options,
+                                        const Diagnosis* diagnosis = nullptr);
 
 }  // namespace tcpstates::telegraf
 

@@ -29,7 +29,10 @@ WORKLOAD = dict(listen=200, established=200, close_wait=200, time_wait=200, syn_
 
 
 def execd_argv(workload, *flags):
-    return workload.nsenter([harness.binary(EXECD), *flags])
+    """The counts contract: these tests count lines per gather, so the diagnosis series (on by
+    default; test_execd_diagnosis.py) are turned off."""
+    return workload.nsenter([harness.binary(EXECD), "--noclose-wait-owners", "--nolisten-ports",
+                             *flags])
 
 
 def expected_fields(counts, netstat=False):
@@ -309,7 +312,12 @@ class LifecycleTest(ExecdTestCase):
         binary = harness.binary(EXECD)
         for argv in (["--bogus"], ["--by-familly"], ["--signal=sigkill"], ["--interval=soon"],
                      ["--interval=0s"], ["--interval"], ["--once=maybe"], ["--source=ebpf"],
-                     ["--measurement=#comment"], ["positional"], ["--", "positional"]):
+                     ["--measurement=#comment"], ["positional"], ["--", "positional"],
+                     ["--counting=sometimes"], ["--top=-1"], ["--top=many"],
+                     ["--max-listen-ports=0"], ["--port-pressure=maybe"],
+                     # counters cannot give what these need: every socket.
+                     ["--counting=counters", "--by-family"],
+                     ["--counting=counters", "--port-pressure"]):
             with self.subTest(argv=argv):
                 result = subprocess.run([binary, *argv], stdin=subprocess.PIPE,
                                         capture_output=True, timeout=5)
@@ -319,7 +327,9 @@ class LifecycleTest(ExecdTestCase):
         result = subprocess.run([binary, "--bogus"], capture_output=True, timeout=5)
         self.assertIn(b"Usage: tcpstates-execd", result.stderr)
         # Both spellings of the documented flags work.
-        for flag in ("--by-family", "--by_family", "--netstat-compat", "--netstat_compat"):
+        for flag in ("--by-family", "--by_family", "--netstat-compat", "--netstat_compat",
+                     "--close-wait-owners=false", "--noclose-wait-owners", "--nolisten_ports",
+                     "--max-listen-ports=1", "--port-pressure", "--counting=full"):
             result = subprocess.run([binary, flag, "--once"], capture_output=True, timeout=5)
             self.assertEqual(result.returncode, 0, (flag, result.stderr))
         result = subprocess.run([binary, "--version"], capture_output=True, timeout=5)

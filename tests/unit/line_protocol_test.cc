@@ -263,5 +263,110 @@ TEST(ExecdBatchTest, AnUnencodableMeasurementIsAnError) {
   EXPECT_FALSE(telegraf::RenderBatch(Snapshot{}, Options("ends\\", false, false)).ok());
 }
 
+Diagnosis ExampleDiagnosis() {
+  Diagnosis diagnosis;
+  CloseWaitAttribution& owners = diagnosis.close_wait.emplace();
+  // Owners come most sockets first. Two workers of one server share comm and unit.
+  owners.owners = {{.pid = 30, .comm = "a b,c=d\"e\\f\ng", .unit = "x.service", .sockets = 7},
+                   {.pid = 11, .comm = "nginx", .unit = "nginx.service", .sockets = 4},
+                   {.pid = 12, .comm = "nginx", .unit = "nginx.service", .sockets = 3},
+                   {.pid = 40, .comm = "kworker\\", .unit = "", .sockets = 1}};
+  owners.attributed = 16;
+  owners.unattributed = 2;
+  owners.processes_unreadable = 3;
+  ListenReport& listen = diagnosis.listen.emplace();
+  listen.listening = {{Family::kIpv4, 22, 1}, {Family::kIpv6, 8080, 4}};
+  listen.vanished = {{Family::kIpv4, 5432, 2}};
+  listen.has_previous = true;
+  PortPressureReport& pressure = diagnosis.port_pressure.emplace();
+  pressure.settings = {.range_low = 40000,
+                       .range_high = 40999,
+                       .fin_timeout = 60,
+                       .tw_reuse = 2,
+                       .max_tw_buckets = 262144};
+  EndpointUsage& busiest = pressure.busiest.emplace();
+  busiest.family = Family::kIpv4;
+  busiest.address = {10, 0, 0, 7};
+  busiest.port = 443;
+  busiest.ports_in_use = 400;
+  busiest.ratio = 0.4;
+  return diagnosis;
+}
+
+TEST(ExecdBatchTest, DiagnosisSeriesFollowTheCountsWithTheSameTimestamp) {
+  Snapshot snapshot = ExampleSnapshot();
+  Diagnosis diagnosis = ExampleDiagnosis();
+  absl::StatusOr<std::string> batch = telegraf::RenderBatch(snapshot, {}, &diagnosis);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  std::vector<std::string> lines = absl::StrSplit(*batch, '\n');
+  ASSERT_EQ(lines.size(), 10u) << *batch;
+  EXPECT_TRUE(lines[0].starts_with("tcpstates tcp_connections=6666i,")) << lines[0];
+  const std::string at = " 1717171717000000042";
+  EXPECT_EQ(lines[1],
+            "tcpstates_close_wait,comm=a\\ b\\,c\\=d\"e\\f\\ng,unit=x.service "
+            "sockets=7i,pid=30i,processes=1i" +
+                at);
+  // Same comm and unit would be one series at one timestamp: merged, never overwritten.
+  EXPECT_EQ(lines[2],
+            "tcpstates_close_wait,comm=nginx,unit=nginx.service "
+            "sockets=7i,pid=11i,processes=2i" +
+                at);
+  // Trailing backslash dropped, empty unit omitted: the point is still written.
+  EXPECT_EQ(lines[3], "tcpstates_close_wait,comm=kworker sockets=1i,pid=40i,processes=1i" + at);
+  EXPECT_EQ(lines[4],
+            "tcpstates_close_wait_summary attributed=16i,unattributed=2i,"
+            "processes_unreadable=3i" +
+                at);
+  EXPECT_EQ(lines[5], "tcpstates_listen,family=ipv4,port=22 sockets=1i" + at);
+  EXPECT_EQ(lines[6], "tcpstates_listen,family=ipv6,port=8080 sockets=4i" + at);
+  EXPECT_EQ(lines[7], "tcpstates_listen_vanished,family=ipv4,port=5432 sockets=2i" + at);
+  EXPECT_EQ(lines[8],
+            "tcpstates_port_pressure,endpoint=10.0.0.7:443 ports_in_use=400i,"
+            "ratio=0.4,range_size=1000i,range_low=40000i,range_high=40999i,"
+            "tcp_fin_timeout=60i,tcp_tw_reuse=2i,tcp_max_tw_buckets=262144i" +
+                at);
+  EXPECT_EQ(lines[9], "");
+}
+
+TEST(ExecdBatchTest, NoCloseWaitMeansNoOwnerOrSummaryLines) {
+  Snapshot snapshot = ExampleSnapshot();
+  snapshot.ipv4[TcpState::kCloseWait] = 0;
+  snapshot.ipv6[TcpState::kCloseWait] = 0;
+  Diagnosis diagnosis = ExampleDiagnosis();
+  absl::StatusOr<std::string> batch = telegraf::RenderBatch(snapshot, {}, &diagnosis);
+  ASSERT_TRUE(batch.ok());
+  EXPECT_THAT(*batch, ::testing::Not(HasSubstr("tcpstates_close_wait")));
+  EXPECT_THAT(*batch, HasSubstr("tcpstates_listen,"));
+}
+
+TEST(ExecdBatchTest, PortPressureWithoutEndpointIsUntaggedZeroWithAFloatRatio) {
+  Snapshot snapshot = ExampleSnapshot();
+  Diagnosis diagnosis;
+  diagnosis.port_pressure.emplace().settings = {.range_low = 32768,
+                                                .range_high = 60999,
+                                                .fin_timeout = -1,
+                                                .tw_reuse = 0,
+                                                .max_tw_buckets = 4096};
+  absl::StatusOr<std::string> batch = telegraf::RenderBatch(snapshot, {}, &diagnosis);
+  ASSERT_TRUE(batch.ok());
+  std::vector<std::string> lines = absl::StrSplit(*batch, '\n');
+  ASSERT_EQ(lines.size(), 3u);
+  // "ratio=0" without `i` is a float to every parser: the field type never changes.
+  EXPECT_EQ(lines[1],
+            "tcpstates_port_pressure ports_in_use=0i,ratio=0,range_size=28232i,"
+            "range_low=32768i,range_high=60999i,tcp_fin_timeout=-1i,tcp_tw_reuse=0i,"
+            "tcp_max_tw_buckets=4096i 1717171717000000042");
+}
+
+TEST(ExecdBatchTest, DiagnosisNamesIgnoreTheMeasurementFlag) {
+  Snapshot snapshot = ExampleSnapshot();
+  Diagnosis diagnosis = ExampleDiagnosis();
+  absl::StatusOr<std::string> batch =
+      telegraf::RenderBatch(snapshot, Options("", true, true), &diagnosis);
+  ASSERT_TRUE(batch.ok());
+  EXPECT_TRUE(batch->starts_with("netstat ")) << *batch;
+  EXPECT_THAT(*batch, HasSubstr("\ntcpstates_listen,family=ipv4,port=22 "));
+}
+
 }  // namespace
 }  // namespace tcpstates
