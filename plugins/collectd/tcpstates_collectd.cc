@@ -25,7 +25,9 @@
 #include "common/diagnosis.h"
 #include "common/snapshot.h"
 #include "common/tcp_state.h"
+#include "common/version.h"
 #include "plugins/collectd/collectd_names.h"
+#include "plugins/collectd/plugin_options.h"
 
 extern "C" {
 #include "collectd/core/daemon/collectd.h"
@@ -51,36 +53,6 @@ constexpr char kPressureInstance[] = "port_pressure";
 // Stock types: `count` is GAUGE:0:U, `gauge` GAUGE:U:U.
 constexpr char kPlainCountType[] = "count";
 constexpr char kGaugeType[] = "gauge";
-// Bounds for the numeric options: both size series cardinality, so nonsense is refused.
-constexpr int kMaxTopOwners = 1000;
-constexpr int kMaxMaxListenPorts = 65536;
-
-// How ESTABLISHED and TIME_WAIT are counted (see Counting in common/collector.h). kAuto
-// takes the cheaper counter-assisted way unless an option needs every socket.
-enum class CountingOption { kAuto, kFull, kCounters };
-
-struct PluginOptions {
-  SourceKind source = SourceKind::kAuto;
-  CountingOption counting = CountingOption::kAuto;
-  bool report_by_family = false;
-  bool report_listen_change = true;
-  bool close_wait_owners = true;
-  int top_owners = 10;
-  bool listen_ports = true;
-  int max_listen_ports = 256;
-  bool notify_vanished_listeners = true;
-  // Off by default: it needs every ESTABLISHED and TIME_WAIT socket, i.e. a full dump at
-  // every read, which is what counter-assisted counting saves on busy servers.
-  bool port_pressure = false;
-  bool any_diagnosis() const { return close_wait_owners || listen_ports || port_pressure; }
-  // Options whose values need every socket in the dump.
-  bool needs_every_socket() const { return report_by_family || port_pressure; }
-};
-
-constexpr char kAcceptedOptions[] =
-    "Source, Counting, ReportByFamily, ReportListenChange, CloseWaitOwners, TopOwners, "
-    "ListenPorts, MaxListenPorts, NotifyVanishedListeners, PortPressure";
-
 // Everything the callbacks share. collectd never runs one read callback concurrently with
 // itself, and config/init/shutdown run on the main thread with no read in flight, so no lock.
 class TcpStatesPlugin {
@@ -138,137 +110,12 @@ void CopyName(absl::string_view name, char (&field)[kSize]) {
   field[length] = '\0';
 }
 
-// The arguments of `Key value ...`, as the config file spells it (for messages).
-std::string DescribeValues(const oconfig_item_t& item) {
-  std::string text;
-  for (int i = 0; i < item.values_num; ++i) {
-    const oconfig_value_t& value = item.values[i];
-    if (i > 0) text += " ";
-    switch (value.type) {
-      case OCONFIG_TYPE_STRING:
-        absl::StrAppend(&text, "\"", value.value.string, "\"");
-        break;
-      case OCONFIG_TYPE_NUMBER:
-        absl::StrAppend(&text, value.value.number);
-        break;
-      case OCONFIG_TYPE_BOOLEAN:
-        text += value.value.boolean ? "true" : "false";
-        break;
-    }
-  }
-  return text.empty() ? "nothing" : text;
-}
-
-absl::StatusOr<bool> ParseBoolean(const oconfig_item_t& item) {
-  if (item.values_num == 1 && item.children_num == 0) {
-    const oconfig_value_t& value = item.values[0];
-    if (value.type == OCONFIG_TYPE_BOOLEAN) return value.value.boolean != 0;
-    // Quoted "true"/"false" is common in hand-written configs; accept it like collectd does.
-    if (value.type == OCONFIG_TYPE_STRING) {
-      if (absl::EqualsIgnoreCase(value.value.string, "true")) return true;
-      if (absl::EqualsIgnoreCase(value.value.string, "false")) return false;
-    }
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat(item.key, " takes true or false, got ", DescribeValues(item)));
-}
-
-absl::StatusOr<int> ParsePositive(const oconfig_item_t& item, int max) {
-  if (item.values_num == 1 && item.children_num == 0 &&
-      item.values[0].type == OCONFIG_TYPE_NUMBER) {
-    const double number = item.values[0].value.number;
-    if (number >= 1 && number <= max && number == static_cast<int>(number)) {
-      return static_cast<int>(number);
-    }
-  }
-  return absl::InvalidArgumentError(absl::StrCat(item.key, " takes a whole number from 1 to ", max,
-                                                 ", got ", DescribeValues(item)));
-}
-
-absl::StatusOr<SourceKind> ParseSource(const oconfig_item_t& item) {
-  if (item.values_num != 1 || item.children_num != 0 ||
-      item.values[0].type != OCONFIG_TYPE_STRING) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(item.key, " takes one of auto, netlink or proc, got ", DescribeValues(item)));
-  }
-  absl::StatusOr<SourceKind> kind = ParseSourceKind(item.values[0].value.string);
-  if (!kind.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(item.key, ": ", kind.status().message()));
-  }
-  return kind;
-}
-
 absl::Status TcpStatesPlugin::Configure(const oconfig_item_t& block) {
-  for (int i = 0; i < block.children_num; ++i) {
-    const oconfig_item_t& item = block.children[i];
-    const absl::string_view key = item.key;
-    if (absl::EqualsIgnoreCase(key, "Source")) {
-      absl::StatusOr<SourceKind> source = ParseSource(item);
-      if (!source.ok()) return source.status();
-      options_.source = *source;
-    } else if (absl::EqualsIgnoreCase(key, "Counting")) {
-      if (item.values_num != 1 || item.children_num != 0 ||
-          item.values[0].type != OCONFIG_TYPE_STRING) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            item.key, " takes one of auto, full or counters, got ", DescribeValues(item)));
-      }
-      const absl::string_view value = item.values[0].value.string;
-      if (absl::EqualsIgnoreCase(value, "auto")) {
-        options_.counting = CountingOption::kAuto;
-      } else if (absl::EqualsIgnoreCase(value, "full")) {
-        options_.counting = CountingOption::kFull;
-      } else if (absl::EqualsIgnoreCase(value, "counters")) {
-        options_.counting = CountingOption::kCounters;
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat(item.key, ": unknown counting \"", value,
-                                                       "\": expected auto, full or counters"));
-      }
-    } else if (absl::EqualsIgnoreCase(key, "ReportByFamily")) {
-      absl::StatusOr<bool> value = ParseBoolean(item);
-      if (!value.ok()) return value.status();
-      options_.report_by_family = *value;
-    } else if (absl::EqualsIgnoreCase(key, "ReportListenChange")) {
-      absl::StatusOr<bool> value = ParseBoolean(item);
-      if (!value.ok()) return value.status();
-      options_.report_listen_change = *value;
-    } else if (absl::EqualsIgnoreCase(key, "CloseWaitOwners")) {
-      absl::StatusOr<bool> value = ParseBoolean(item);
-      if (!value.ok()) return value.status();
-      options_.close_wait_owners = *value;
-    } else if (absl::EqualsIgnoreCase(key, "TopOwners")) {
-      absl::StatusOr<int> value = ParsePositive(item, kMaxTopOwners);
-      if (!value.ok()) return value.status();
-      options_.top_owners = *value;
-    } else if (absl::EqualsIgnoreCase(key, "ListenPorts")) {
-      absl::StatusOr<bool> value = ParseBoolean(item);
-      if (!value.ok()) return value.status();
-      options_.listen_ports = *value;
-    } else if (absl::EqualsIgnoreCase(key, "MaxListenPorts")) {
-      absl::StatusOr<int> value = ParsePositive(item, kMaxMaxListenPorts);
-      if (!value.ok()) return value.status();
-      options_.max_listen_ports = *value;
-    } else if (absl::EqualsIgnoreCase(key, "NotifyVanishedListeners")) {
-      absl::StatusOr<bool> value = ParseBoolean(item);
-      if (!value.ok()) return value.status();
-      options_.notify_vanished_listeners = *value;
-    } else if (absl::EqualsIgnoreCase(key, "PortPressure")) {
-      absl::StatusOr<bool> value = ParseBoolean(item);
-      if (!value.ok()) return value.status();
-      options_.port_pressure = *value;
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown option \"", key, "\"; accepted options: ", kAcceptedOptions));
-    }
-  }
-  if (options_.counting == CountingOption::kCounters && options_.needs_every_socket()) {
-    return absl::InvalidArgumentError(
-        "Counting counters: ReportByFamily and PortPressure need every socket in the dump; "
-        "use Counting auto or full");
-  }
-  return absl::OkStatus();
+  return ParsePluginOptions(block, &options_);
 }
 
 absl::Status TcpStatesPlugin::Init() {
+  INFO("%s plugin %s: initialising", kPluginName, TCPSTATES_VERSION);
   const bool counters =
       options_.counting == CountingOption::kCounters ||
       (options_.counting == CountingOption::kAuto && !options_.needs_every_socket());

@@ -1,0 +1,146 @@
+#include "plugins/collectd/plugin_options.h"
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/collector.h"
+
+namespace tcpstates {
+namespace {
+
+// The arguments of `Key value ...`, as the config file spells it (for messages).
+std::string DescribeValues(const oconfig_item_t& item) {
+  std::string text;
+  for (int i = 0; i < item.values_num; ++i) {
+    const oconfig_value_t& value = item.values[i];
+    if (i > 0) text += " ";
+    switch (value.type) {
+      case OCONFIG_TYPE_STRING:
+        absl::StrAppend(&text, "\"", value.value.string, "\"");
+        break;
+      case OCONFIG_TYPE_NUMBER:
+        absl::StrAppend(&text, value.value.number);
+        break;
+      case OCONFIG_TYPE_BOOLEAN:
+        text += value.value.boolean ? "true" : "false";
+        break;
+    }
+  }
+  return text.empty() ? "nothing" : text;
+}
+
+absl::StatusOr<bool> ParseBoolean(const oconfig_item_t& item) {
+  if (item.values_num == 1 && item.children_num == 0) {
+    const oconfig_value_t& value = item.values[0];
+    if (value.type == OCONFIG_TYPE_BOOLEAN) return value.value.boolean != 0;
+    // Quoted "true"/"false" is common in hand-written configs; accept it like collectd does.
+    if (value.type == OCONFIG_TYPE_STRING) {
+      if (absl::EqualsIgnoreCase(value.value.string, "true")) return true;
+      if (absl::EqualsIgnoreCase(value.value.string, "false")) return false;
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(item.key, " takes true or false, got ", DescribeValues(item)));
+}
+
+absl::StatusOr<int> ParsePositive(const oconfig_item_t& item, int max) {
+  if (item.values_num == 1 && item.children_num == 0 &&
+      item.values[0].type == OCONFIG_TYPE_NUMBER) {
+    const double number = item.values[0].value.number;
+    if (number >= 1 && number <= max && number == static_cast<int>(number)) {
+      return static_cast<int>(number);
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat(item.key, " takes a whole number from 1 to ", max,
+                                                 ", got ", DescribeValues(item)));
+}
+
+absl::StatusOr<SourceKind> ParseSource(const oconfig_item_t& item) {
+  if (item.values_num != 1 || item.children_num != 0 ||
+      item.values[0].type != OCONFIG_TYPE_STRING) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(item.key, " takes one of auto, netlink or proc, got ", DescribeValues(item)));
+  }
+  absl::StatusOr<SourceKind> kind = ParseSourceKind(item.values[0].value.string);
+  if (!kind.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(item.key, ": ", kind.status().message()));
+  }
+  return kind;
+}
+
+}  // namespace
+
+absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* options) {
+  for (int i = 0; i < block.children_num; ++i) {
+    const oconfig_item_t& item = block.children[i];
+    const absl::string_view key = item.key;
+    if (absl::EqualsIgnoreCase(key, "Source")) {
+      absl::StatusOr<SourceKind> source = ParseSource(item);
+      if (!source.ok()) return source.status();
+      options->source = *source;
+    } else if (absl::EqualsIgnoreCase(key, "Counting")) {
+      if (item.values_num != 1 || item.children_num != 0 ||
+          item.values[0].type != OCONFIG_TYPE_STRING) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            item.key, " takes one of auto, full or counters, got ", DescribeValues(item)));
+      }
+      const absl::string_view value = item.values[0].value.string;
+      if (absl::EqualsIgnoreCase(value, "auto")) {
+        options->counting = CountingOption::kAuto;
+      } else if (absl::EqualsIgnoreCase(value, "full")) {
+        options->counting = CountingOption::kFull;
+      } else if (absl::EqualsIgnoreCase(value, "counters")) {
+        options->counting = CountingOption::kCounters;
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(item.key, ": unknown counting \"", value,
+                                                       "\": expected auto, full or counters"));
+      }
+    } else if (absl::EqualsIgnoreCase(key, "ReportByFamily")) {
+      absl::StatusOr<bool> value = ParseBoolean(item);
+      if (!value.ok()) return value.status();
+      options->report_by_family = *value;
+    } else if (absl::EqualsIgnoreCase(key, "ReportListenChange")) {
+      absl::StatusOr<bool> value = ParseBoolean(item);
+      if (!value.ok()) return value.status();
+      options->report_listen_change = *value;
+    } else if (absl::EqualsIgnoreCase(key, "CloseWaitOwners")) {
+      absl::StatusOr<bool> value = ParseBoolean(item);
+      if (!value.ok()) return value.status();
+      options->close_wait_owners = *value;
+    } else if (absl::EqualsIgnoreCase(key, "TopOwners")) {
+      absl::StatusOr<int> value = ParsePositive(item, kMaxTopOwners);
+      if (!value.ok()) return value.status();
+      options->top_owners = *value;
+    } else if (absl::EqualsIgnoreCase(key, "ListenPorts")) {
+      absl::StatusOr<bool> value = ParseBoolean(item);
+      if (!value.ok()) return value.status();
+      options->listen_ports = *value;
+    } else if (absl::EqualsIgnoreCase(key, "MaxListenPorts")) {
+      absl::StatusOr<int> value = ParsePositive(item, kMaxMaxListenPorts);
+      if (!value.ok()) return value.status();
+      options->max_listen_ports = *value;
+    } else if (absl::EqualsIgnoreCase(key, "NotifyVanishedListeners")) {
+      absl::StatusOr<bool> value = ParseBoolean(item);
+      if (!value.ok()) return value.status();
+      options->notify_vanished_listeners = *value;
+    } else if (absl::EqualsIgnoreCase(key, "PortPressure")) {
+      absl::StatusOr<bool> value = ParseBoolean(item);
+      if (!value.ok()) return value.status();
+      options->port_pressure = *value;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown option \"", key, "\"; accepted options: ", kAcceptedOptions));
+    }
+  }
+  if (options->counting == CountingOption::kCounters && options->needs_every_socket()) {
+    return absl::InvalidArgumentError(
+        "Counting counters: ReportByFamily and PortPressure need every socket in the dump; "
+        "use Counting auto or full");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tcpstates

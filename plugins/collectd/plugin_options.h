@@ -1,0 +1,53 @@
+// <Plugin tcpstates> ... </Plugin>: the plugin's options and their parser. Kept apart from
+// the daemon glue (it needs only collectd's config tree type, no daemon symbols) so that the
+// parser can be unit-tested and fuzzed on its own.
+#ifndef TCPSTATES_PLUGINS_COLLECTD_PLUGIN_OPTIONS_H_
+#define TCPSTATES_PLUGINS_COLLECTD_PLUGIN_OPTIONS_H_
+
+#include "absl/status/status.h"
+#include "common/snapshot.h"
+
+extern "C" {
+#include "collectd/liboconfig/oconfig.h"
+}
+
+namespace tcpstates {
+
+// Bounds for the numeric options: both size series cardinality, so nonsense is refused.
+inline constexpr int kMaxTopOwners = 1000;
+inline constexpr int kMaxMaxListenPorts = 65536;
+
+// How ESTABLISHED and TIME_WAIT are counted (see Counting in common/collector.h). kAuto
+// takes the cheaper counter-assisted way unless an option needs every socket.
+enum class CountingOption { kAuto, kFull, kCounters };
+
+struct PluginOptions {
+  SourceKind source = SourceKind::kAuto;
+  CountingOption counting = CountingOption::kAuto;
+  bool report_by_family = false;
+  bool report_listen_change = true;
+  bool close_wait_owners = true;
+  int top_owners = 10;
+  bool listen_ports = true;
+  int max_listen_ports = 256;
+  bool notify_vanished_listeners = true;
+  // Off by default: it needs every ESTABLISHED and TIME_WAIT socket, i.e. a full dump at
+  // every read, which is what counter-assisted counting saves on busy servers.
+  bool port_pressure = false;
+  bool any_diagnosis() const { return close_wait_owners || listen_ports || port_pressure; }
+  // Options whose values need every socket in the dump.
+  bool needs_every_socket() const { return report_by_family || port_pressure; }
+};
+
+inline constexpr char kAcceptedOptions[] =
+    "Source, Counting, ReportByFamily, ReportListenChange, CloseWaitOwners, TopOwners, "
+    "ListenPorts, MaxListenPorts, NotifyVanishedListeners, PortPressure";
+
+// Applies the options in `block` (the <Plugin tcpstates> block) over *options. An unknown key
+// or a bad value is InvalidArgument with a message naming the key and what it accepts; the
+// daemon logs it and refuses to start.
+absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* options);
+
+}  // namespace tcpstates
+
+#endif  // TCPSTATES_PLUGINS_COLLECTD_PLUGIN_OPTIONS_H_
