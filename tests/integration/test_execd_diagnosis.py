@@ -9,7 +9,9 @@ tcpstates_listen_vanished, tcpstates_port_pressure.
 """
 
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -189,6 +191,32 @@ class CloseWaitOwnersTest(DiagnosisTestCase):
             partial = [l.text for l in emulator.stderr if "CLOSE_WAIT owners are partial" in l.text]
             self.assertEqual(len(partial), 1, "said once, at info level, not per gather")
             self.assertTrue(partial[0].startswith("I! "), partial)
+
+    def test_file_capabilities_let_an_unprivileged_run_attribute_every_owner(self):
+        # What the README advises for Telegraf's own user, instead of running it as root.
+        setcap = shutil.which("setcap")
+        if setcap is None:
+            raise unittest.SkipTest("setcap is not installed (apt-get install libcap2-bin)")
+        directory = tempfile.mkdtemp(prefix="tcpstates-caps-")
+        try:
+            os.chmod(directory, 0o755)
+            binary = os.path.join(directory, "tcpstates-execd")
+            shutil.copy(harness.binary(EXECD), binary)
+            subprocess.run([setcap, "cap_sys_ptrace,cap_dac_read_search+ep", binary], check=True)
+            with dw.close_wait_holders() as (workload, holders):
+                self.assertEqual(workload.settle(), workload.expected)
+                argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", binary]
+                with ExecdEmulator(workload.nsenter(argv)) as emulator:
+                    batch = gather(emulator)
+                    self.assert_well_behaved(emulator)
+            owners = by_measurement(batch, "tcpstates_close_wait")
+            self.assertEqual(sorted((p.fields["pid"], p.fields["sockets"]) for p in owners),
+                             sorted((h[0], h[2]) for h in holders))
+            [summary] = by_measurement(batch, "tcpstates_close_wait_summary")
+            self.assertEqual((summary.fields["attributed"], summary.fields["unattributed"]),
+                             (dw.HOSTILE_SOCKETS + dw.SECOND_SOCKETS, 0))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 class ListenInventoryTest(DiagnosisTestCase):
