@@ -45,13 +45,15 @@ def stored_tag_value(name):
     return name
 
 
-def gather(emulator, quiet=0.15, timeout=5.0):
+def gather(emulator, quiet=0.15, timeout=30.0):
     """One trigger -> that gather's lines. A batch is one write(2); it is complete once no
-    line arrived for `quiet` seconds (in stdin mode nothing else is ever printed)."""
+    line arrived for `quiet` seconds (in stdin mode nothing else is ever printed). A gather
+    that never prints fails here, so batches are never taken for one another."""
     before = len(emulator.lines)
     emulator.trigger()
-    emulator.wait_for_lines(before + 1, timeout)
-    count = len(emulator.lines)
+    count = len(emulator.wait_for_lines(before + 1, timeout))
+    if count == before:
+        raise AssertionError(f"no batch within {timeout} s:\n{emulator.stderr_text()}")
     while True:
         time.sleep(quiet)
         if len(emulator.lines) == count:
@@ -311,7 +313,11 @@ class CountingTest(DiagnosisTestCase):
             self.assertEqual(workload.settle(), workload.expected)
             self.assertGreater(workload.total("time_wait"), 0)
             self.assertGreater(workload.total("fin_wait2"), 0)
-            with ExecdEmulator(execd(workload)) as emulator:
+            # Default flags but the owners: the workload's own CLOSE_WAIT sockets sit in the
+            # cgroup of whatever runs the tests (the root cgroup in CI), and naming them scans
+            # every fd there - seconds when a benchmark shares the machine - which says nothing
+            # about counting. Owners are tested above, in a cgroup of their own.
+            with ExecdEmulator(execd(workload, "--noclose-wait-owners")) as emulator:
                 batches = [gather(emulator), gather(emulator)]
                 self.assert_well_behaved(emulator)
             self.assertEqual(self.counting_lines(emulator),
@@ -323,7 +329,7 @@ class CountingTest(DiagnosisTestCase):
                 self.assertEqual(by_measurement(batch, "tcpstates"), [batch[0].point],
                                  "no per-family lines by default")
 
-            with ExecdEmulator(execd(workload, "--by-family")) as emulator:
+            with ExecdEmulator(execd(workload, "--by-family", "--noclose-wait-owners")) as emulator:
                 batch = gather(emulator)
                 self.assert_well_behaved(emulator)
             self.assertEqual(self.counting_lines(emulator),
