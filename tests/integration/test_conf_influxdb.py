@@ -1,0 +1,610 @@
+"""conf/influxdb and conf/grafana, proven against a real influxd fed by the real execd binary.
+
+A scenario (two hosts, six hours of 30-second gathers) is collected from tcpstates-execd running
+in namespace workloads whose populations change between gathers: a leaky app accumulating
+CLOSE_WAIT, a service that stops listening, a TIME_WAIT burst. Its batches get the timestamps of
+a 30 s grid ending now and a host tag (as Telegraf adds), and are written to "tcpstates_raw".
+Then:
+- conf/influxdb/tcpstates.iql applied twice with the influx CLI creates exactly the policies
+  and continuous queries; backfill.iql fills "tcpstates_15m" with values equal to means, maxes,
+  mins, counts and lasts computed here from the raw points; the CQs run by influxd's CQ service
+  (copies with RESAMPLE EVERY 1s) write the same values;
+- every dashboard and alert-rule query, Grafana macros substituted, runs without error and
+  returns the expected series and values; the alert rules fire exactly where they should.
+
+docs/pictures/render reuses collect_scenario() and write_scenario() for the pictures.
+"""
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import unittest
+import urllib.parse
+
+import diagnosis_workloads
+import execd_emulator
+import harness
+import influxdb
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CONF = os.path.join(REPO, "conf")
+DB = "telegraf"
+STEP_NS = 30 * 10**9
+BUCKET_NS = 15 * 60 * 10**9
+GATHERS = 720  # six hours of 30-second points per host
+HOSTS = ("web-1", "web-2")
+ALERT_FILE = os.path.join(CONF, "grafana", "provisioning", "alerting", "tcpstates-alerts.json")
+DASHBOARD_FILE = os.path.join(CONF, "grafana", "tcpstates-dashboard.json")
+
+
+# -- the scenario ------------------------------------------------------------------------------
+class _Execd:
+    """tcpstates-execd --signal=stdin in a namespace; gather() returns one batch of lines."""
+
+    def __init__(self, workload, execd, argv):
+        self.process = subprocess.Popen(workload.nsenter([execd, "--signal=stdin"] + argv),
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL)
+        self.pending = None
+        self.batches = []
+
+    def gather(self):
+        """Asks for a gather; the previous batch is complete once this one's first line (the
+        all-families `tcpstates ` line) arrives."""
+        self.process.stdin.write(b"\n")
+        self.process.stdin.flush()
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError("tcpstates-execd exited")
+            if line.startswith(b"tcpstates "):
+                if self.pending is not None:
+                    self.batches.append(self.pending)
+                self.pending = [line.rstrip(b"\n")]
+                return
+            self.pending.append(line.rstrip(b"\n"))
+
+    def finish(self):
+        self.process.stdin.close()
+        rest = self.process.stdout.read().splitlines()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+        self.pending.extend(rest)
+        self.batches.append(self.pending)
+        return self.batches
+
+
+@contextlib.contextmanager
+def _cgroup(name):
+    """A cgroup v2 directory whose last component (the `unit` tag) is `name`."""
+    mount = diagnosis_workloads.cgroup2_mount()
+    if mount is None:
+        raise unittest.SkipTest("no cgroup2 mount")
+    parent = os.path.join(mount, f"tcpstates-conf-{os.getpid()}-{time.monotonic_ns()}")
+    os.mkdir(parent)
+    path = os.path.join(parent, name)
+    os.mkdir(path)
+    try:
+        yield path
+    finally:
+        for directory in (path, parent):
+            for _ in range(100):
+                try:
+                    os.rmdir(directory)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+# A server that never closes the connections its clients close: each "grow N" line on stdin
+# adds N CLOSE_WAIT sockets behind its one listening port; "close" closes them all (a restart
+# that keeps the port). It names itself argv[1] and joins the cgroup argv[2].
+LEAKY_APP = r"""
+import ctypes, os, socket, sys
+ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)  # PR_SET_NAME
+with open(os.path.join(sys.argv[2], "cgroup.procs"), "w") as procs:
+    procs.write(str(os.getpid()))
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[3])))
+server.listen(128)
+held = []
+print("ready", flush=True)
+for line in sys.stdin:
+    words = line.split()
+    if words[0] == "grow":
+        for _ in range(int(words[1])):
+            client = socket.create_connection(server.getsockname())
+            accepted, _ = server.accept()
+            client.close()
+            held.append(accepted)
+    elif words[0] == "close":
+        for s in held:
+            s.close()
+        held = []
+    print("ok", flush=True)
+"""
+
+
+class _LeakyApp:
+    def __init__(self, workload, name, cgroup, port):
+        self.process = subprocess.Popen(workload.nsenter([sys.executable, "-c", LEAKY_APP, name, cgroup, str(port)]),
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.process.stdout.readline() != "ready\n":
+            raise RuntimeError("leaky app did not start")
+
+    def command(self, line):
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        if self.process.stdout.readline() != "ok\n":
+            raise RuntimeError(f"leaky app: {line} failed")
+
+    def stop(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+
+def _run_schedule(execd, base_counts, schedule, gathers, app_name, cgroup):
+    """Gathers `gathers` batches in a fresh namespace holding `base_counts` and an app named
+    `app_name` (listening on 8080) in `cgroup`. schedule: {gather index: [actions]}, an action
+    being ("open", key, Workload kwargs), ("close", key prefix) or ("app", command)."""
+    with harness.Workload(**base_counts) as base:
+        app = _LeakyApp(base, app_name, cgroup, 8080)
+        collector = _Execd(base, execd, ["--by-family", "--port-pressure"])
+        open_workloads = {}
+        try:
+            for i in range(gathers):
+                for action in schedule.get(i, []):
+                    if action[0] == "open":
+                        workload = harness.Workload(netns=base.netns, **action[2])
+                        workload.__enter__()
+                        open_workloads[action[1]] = workload
+                    elif action[0] == "close":
+                        for key in [k for k in open_workloads if k.startswith(action[1])]:
+                            open_workloads.pop(key).__exit__(None, None, None)
+                    else:
+                        app.command(action[1])
+                collector.gather()
+        finally:
+            for workload in open_workloads.values():
+                workload.__exit__(None, None, None)
+            batches = collector.finish()
+            app.stop()
+    return batches
+
+
+def collect_scenario(execd, gathers=GATHERS):
+    """{host: [batch, ...]}, a batch being the byte lines of one gather, as printed."""
+    harness.require_root()
+    # web-1: a service (2 listeners) that dies at 4h40; leaky-app gains 2 CLOSE_WAIT sockets
+    # every 10 minutes from 0h20 and is restarted at 5h00; traffic grows in steps; a burst of
+    # 5400 TIME_WAIT sockets at 5h20.
+    def at(i):
+        return i * gathers // GATHERS
+    web1 = {at(0): [("open", "api", dict(families="ipv4", listen=2, established=10))],
+            at(560): [("close", "api")],
+            at(600): [("app", "close")],
+            at(640): [("open", "burst", dict(families="ipv4,ipv6", time_wait=2700)), ("close", "burst")]}
+    for i in range(40, 600, 20):
+        web1.setdefault(at(i), []).append(("app", "grow 2"))
+    for n, i in enumerate((100, 250, 400)):
+        web1.setdefault(at(i), []).append(("open", f"traffic{n}", dict(families="ipv4", established=15)))
+    # web-2: quiet; its worker briefly holds 4 CLOSE_WAIT sockets (below the alert threshold).
+    web2 = {at(200): [("app", "grow 4")], at(260): [("app", "close")]}
+    with _cgroup("leaky-app.service") as cgroup:
+        first = _run_schedule(execd, dict(families="ipv4,ipv6", listen=4, established=20), web1, gathers,
+                              "leaky-app", cgroup)
+    with _cgroup("worker.service") as cgroup:
+        second = _run_schedule(execd, dict(families="ipv4,ipv6", listen=3, established=8), web2, gathers,
+                               "worker", cgroup)
+    return {HOSTS[0]: first, HOSTS[1]: second}
+
+
+def grid_end_ns():
+    """The last grid timestamp: the latest multiple of 30 s at least 5 s in the past."""
+    return (time.time_ns() - 5 * 10**9) // STEP_NS * STEP_NS
+
+
+def as_telegraf_would(scenario, end_ns):
+    """Rewrites each batch onto a 30 s grid ending at end_ns and adds the host tag.
+    Returns (line protocol text, parsed points)."""
+    out, points = [], []
+    for host, batches in scenario.items():
+        start = end_ns - (len(batches) - 1) * STEP_NS
+        for i, batch in enumerate(batches):
+            for line in batch:
+                key_end = re.match(rb"[a-z_]+", line).end()  # our measurement names need no escapes
+                body, _, _ = line.rpartition(b" ")
+                rewritten = body[:key_end] + b",host=" + host.encode() + body[key_end:] + b" %d" % (start + i * STEP_NS)
+                out.append(rewritten)
+                points.append(execd_emulator.parse_line(rewritten))
+    return b"\n".join(out) + b"\n", points
+
+
+def write_scenario(influx, data):
+    status, body = influx._request("POST", "/write", {"db": DB, "rp": "tcpstates_raw", "precision": "ns"}, data)
+    if status != 204:
+        raise influxdb.InfluxDBError(f"write: HTTP {status}: {body}")
+
+
+def apply_file(influx, path):
+    """The documented command: curl -sS -XPOST http://HOST:8086/query --data-urlencode q@FILE.
+    Returns (curl's exit code, the decoded answer)."""
+    run = subprocess.run(["curl", "-sS", "-XPOST", influx.url + "/query", "--data-urlencode", "q@" + path],
+                         capture_output=True, text=True, timeout=60)
+    return run.returncode, json.loads(run.stdout) if run.returncode == 0 else run.stderr
+
+
+def statement_errors(answer):
+    return [r.get("error") for r in answer["results"] if "error" in r]
+
+
+# -- independent rollups -----------------------------------------------------------------------
+def rollup_spec(path):
+    """{measurement: [(function, source field, alias)]} from the CQ text (the statements under test)."""
+    spec = {}
+    with open(path) as f:
+        text = f.read()
+    for select, measurement in re.findall(r'SELECT(.*?)INTO "telegraf"\."tcpstates_15m"\."(\w+)"', text, re.S):
+        spec[measurement] = re.findall(r'(\w+)\("(\w+)"\) AS "(\w+)"', select)
+    return spec
+
+
+def reduce(function, values):
+    """values: [(timestamp, value)] in time order."""
+    numbers = [v for _, v in values]
+    if function == "mean":
+        return sum(numbers) / len(numbers)
+    if function == "max":
+        return max(numbers)
+    if function == "min":
+        return min(numbers)
+    if function == "count":
+        return len(numbers)
+    if function == "last":
+        return values[-1][1]
+    raise ValueError(function)
+
+
+def expected_rollups(points, spec, buckets=None):
+    """{(measurement, bucket start, sorted tag items): {alias: value}}."""
+    groups = {}
+    for p in points:
+        if p.measurement not in spec:
+            continue
+        bucket = p.timestamp // BUCKET_NS * BUCKET_NS
+        if buckets is not None and bucket not in buckets:
+            continue
+        group = groups.setdefault((p.measurement, bucket, tuple(sorted(p.tags.items()))), {})
+        for name, value in p.fields.items():
+            group.setdefault(name, []).append((p.timestamp, value))
+    expected = {}
+    for key, fields in groups.items():
+        row = {}
+        for function, source, alias in spec[key[0]]:
+            if source in fields:
+                row[alias] = reduce(function, sorted(fields[source]))
+        expected[key] = row
+    return expected
+
+
+def stored_rollups(influx, rp, measurements):
+    stored = {}
+    for measurement in measurements:
+        document = influx.query_raw(DB, f'SELECT * FROM "{rp}"."{measurement}" GROUP BY *')
+        for series in document["results"][0].get("series", []):
+            tags = tuple(sorted((k, v) for k, v in series.get("tags", {}).items() if v != ""))
+            for values in series["values"]:
+                row = dict(zip(series["columns"], values))
+                bucket = row.pop("time")
+                stored[(measurement, bucket, tags)] = {k: v for k, v in row.items() if v is not None}
+    return stored
+
+
+def time_filter(start_ns, end_ns):
+    """$timeFilter as Grafana's InfluxQL backend renders an absolute range."""
+    return f"time >= {start_ns // 10**6}ms and time <= {end_ns // 10**6}ms"
+
+
+def substitute(query, timefilter, interval, host_regex):
+    return query.replace("$timeFilter", timefilter).replace("$__interval", interval).replace("$host", host_regex)
+
+
+# -- the tests ---------------------------------------------------------------------------------
+class ConfInfluxDBTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.require_root()
+        influxdb.require_influxd()
+        execd = harness.binary("plugins/telegraf/tcpstates-execd")
+        cls.scenario = collect_scenario(execd)
+        cls.influx = influxdb.InfluxDB().start()
+        try:
+            cls.applied = [apply_file(cls.influx, os.path.join(CONF, "influxdb", "tcpstates.iql")) for _ in range(2)]
+            cls.end_ns = grid_end_ns()
+            data, cls.points = as_telegraf_would(cls.scenario, cls.end_ns)
+            write_scenario(cls.influx, data)
+            cls.backfill = apply_file(cls.influx, os.path.join(CONF, "influxdb", "backfill.iql"))
+        except BaseException:
+            cls.influx.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.influx.stop()
+
+    def q(self, query):
+        document = self.influx.query_raw(DB, query)
+        result = document["results"][0]
+        self.assertNotIn("error", result, query)
+        return result.get("series", [])
+
+    def grid(self, gather):
+        return self.end_ns - (GATHERS - 1 - gather) * STEP_NS
+
+    def raw(self, measurement, host, start_ns, end_ns, **tags):
+        return [p for p in self.points if p.measurement == measurement and p.tags.get("host") == host
+                and start_ns <= p.timestamp <= end_ns and all(p.tags.get(k) == v for k, v in tags.items())]
+
+    # -- the scenario itself ---------------------------------------------------------------------
+    def test_scenario_is_the_story_the_pictures_tell(self):
+        def totals(host):
+            return [p for p in self.points if p.measurement == "tcpstates" and p.tags == {"host": host}]
+        web1 = totals("web-1")
+        self.assertEqual(len(web1), GATHERS)
+        close_wait = [p.fields["tcp_close_wait"] for p in web1]
+        self.assertEqual(close_wait[39], 0)
+        self.assertEqual(close_wait[599], 56)  # 28 leaky holders of 2 sockets
+        self.assertEqual(close_wait[600], 0)   # restarted
+        self.assertEqual(web1[559].fields["tcp_listen"] - web1[560].fields["tcp_listen"], 3)  # 2 + 1 behind the pairs
+        self.assertGreater(web1[640].fields["tcp_time_wait"], 5000)
+        owners = {(p.tags["comm"], p.tags.get("unit")) for p in self.points if p.measurement == "tcpstates_close_wait"}
+        self.assertEqual(owners, {("leaky-app", "leaky-app.service"), ("worker", "worker.service")})
+        vanished = [p for p in self.points if p.measurement == "tcpstates_listen_vanished"]
+        self.assertEqual(len(vanished), 3)
+        self.assertEqual({p.timestamp for p in vanished}, {self.grid(560)})
+
+    # -- conf/influxdb -------------------------------------------------------------------------
+    def test_script_applies_twice_and_creates_exactly_the_policies_and_queries(self):
+        for code, answer in self.applied:
+            self.assertEqual(code, 0, answer)
+            self.assertEqual(statement_errors(answer), [])
+            self.assertEqual(len(answer["results"]), 15)  # database, 2 policies, 6 x (drop, create)
+        policies = {r["name"]: r for r in self.influx.query(DB, f'SHOW RETENTION POLICIES ON "{DB}"')}
+        self.assertEqual(policies["tcpstates_raw"]["duration"], "48h0m0s")
+        self.assertEqual(policies["tcpstates_raw"]["shardGroupDuration"], "1h0m0s")
+        self.assertEqual(policies["tcpstates_15m"]["duration"], "720h0m0s")
+        self.assertEqual(policies["tcpstates_15m"]["shardGroupDuration"], "24h0m0s")
+        self.assertTrue(policies["autogen"]["default"])  # other data keeps its policy
+        queries = {r["name"]: r["query"] for r in self.influx.query(DB, "SHOW CONTINUOUS QUERIES")
+                   if r["__measurement"] == DB and not r["name"].endswith("_check")}
+        spec = rollup_spec(os.path.join(CONF, "influxdb", "tcpstates.iql"))
+        self.assertEqual(set(queries), {f"{m}_15m" for m in spec})
+        self.assertEqual(set(spec), {"tcpstates", "tcpstates_close_wait", "tcpstates_close_wait_summary",
+                                     "tcpstates_listen", "tcpstates_listen_vanished", "tcpstates_port_pressure"})
+        # Every raw field is rolled up.
+        for measurement in spec:
+            raw_fields = {f for p in self.points if p.measurement == measurement for f in p.fields}
+            rolled = {source for _, source, _ in spec[measurement]}
+            self.assertEqual(raw_fields - rolled, {"pid"} if measurement == "tcpstates_close_wait" else set(), measurement)
+
+    def test_backfill_equals_rollups_computed_from_the_raw_points(self):
+        code, answer = self.backfill
+        self.assertEqual(code, 0, answer)
+        self.assertEqual(statement_errors(answer), [])
+        written = sum(r["series"][0]["values"][0][1] for r in answer["results"])
+        spec = rollup_spec(os.path.join(CONF, "influxdb", "backfill.iql"))
+        self.assertEqual(spec, rollup_spec(os.path.join(CONF, "influxdb", "tcpstates.iql")))
+        expected = expected_rollups(self.points, spec)
+        stored = stored_rollups(self.influx, "tcpstates_15m", spec)
+        self.assertEqual(set(stored), set(expected))
+        self.assertEqual(written, len(expected))
+        for key in sorted(expected):
+            self.assertEqual(stored[key], expected[key], key)
+        # Six hours of points: 24 or 25 quarter hours per series of the main measurement.
+        buckets = {k[1] for k in expected if k[0] == "tcpstates"}
+        self.assertIn(len(buckets), (24, 25))
+        self.assertTrue(any(v.get("tcp_close_wait_max") == 56 for k, v in stored.items() if k[0] == "tcpstates"))
+
+    def test_continuous_queries_write_the_same_rollups(self):
+        """The shipped CQs, as influxd's CQ service runs them: copies that resample every second
+        over the last hour and write to a policy of their own."""
+        self.q(f'CREATE RETENTION POLICY "cq_check" ON "{DB}" DURATION 1h REPLICATION 1')
+        shipped = [(r["name"], r["query"]) for r in self.influx.query(DB, "SHOW CONTINUOUS QUERIES")
+                   if r["__measurement"] == DB and not r["name"].endswith("_check")]
+        self.assertEqual(len(shipped), 6)
+        self.addCleanup(lambda: [self.q(f'DROP CONTINUOUS QUERY "{name}_check" ON "{DB}"') for name, _ in shipped])
+        for name, query in shipped:
+            copy = (query.replace(f"CREATE CONTINUOUS QUERY {name} ON {DB} BEGIN",
+                                  f"CREATE CONTINUOUS QUERY {name}_check ON {DB} RESAMPLE EVERY 1s FOR 1h BEGIN")
+                    .replace(f"INTO {DB}.tcpstates_15m.", f"INTO {DB}.cq_check."))
+            self.assertNotEqual(copy, query)
+            self.q(copy)
+        spec = rollup_spec(os.path.join(CONF, "influxdb", "tcpstates.iql"))
+
+        def written():
+            rows = stored_rollups(self.influx, "cq_check", spec)
+            return rows if {k[0] for k in rows} >= {"tcpstates", "tcpstates_listen", "tcpstates_port_pressure"} and \
+                len({k[1] for k in rows}) >= 4 else None
+        self.assertTrue(harness.wait_for(written, timeout=20, interval=0.5), "the continuous queries wrote nothing")
+        time.sleep(1.5)  # one more run: every measurement's CQ has run at least once
+        stored = written()
+        expected = expected_rollups(self.points, spec, buckets={k[1] for k in stored})
+        self.assertEqual(set(stored), set(expected))
+        for key in sorted(expected):
+            self.assertEqual(stored[key], expected[key], key)
+
+    # -- conf/grafana: the dashboard ---------------------------------------------------------------
+    def test_dashboard_is_importable(self):
+        with open(DASHBOARD_FILE) as f:
+            dashboard = json.load(f)
+        for key in ("title", "uid", "panels", "templating", "schemaVersion", "time"):
+            self.assertIn(key, dashboard)
+        self.assertNotIn("id", dashboard)
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        self.assertEqual((variables["datasource"]["type"], variables["datasource"]["query"]), ("datasource", "influxdb"))
+        self.assertEqual(variables["host"]["type"], "query")
+        self.assertEqual(variables["host"]["datasource"], {"type": "influxdb", "uid": "${datasource}"})
+        ids = [p["id"] for p in dashboard["panels"]]
+        self.assertEqual(len(ids), len(set(ids)))
+        text = json.dumps(dashboard)
+        for host in HOSTS:
+            self.assertNotIn(host, text)
+        for panel in dashboard["panels"]:
+            self.assertIn("type", panel)
+            self.assertIn("gridPos", panel)
+            if panel["type"] == "row":
+                continue
+            self.assertEqual(panel["datasource"], {"type": "influxdb", "uid": "${datasource}"}, panel["title"])
+            for target in panel["targets"]:
+                self.assertEqual(target["datasource"], panel["datasource"])
+                self.assertTrue(target["rawQuery"])
+                self.assertIn("$timeFilter", target["query"])
+                self.assertIn('"host" =~ /^$host$/', target["query"])
+        titles = " ".join(p["title"] for p in dashboard["panels"])
+        for needed in ("CLOSE_WAIT", "TIME_WAIT", "LISTEN", "Connections", "ESTABLISHED", "Every state",
+                       "CLOSE_WAIT owners", "Vanished listeners"):
+            self.assertIn(needed, titles)
+        thresholds = {p["title"]: [s["value"] for s in p["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+                      for p in dashboard["panels"] if p["type"] == "timeseries"
+                      and p["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "line"}
+        self.assertEqual(sorted(thresholds.values()), [[None, 10], [None, 10], [None, 5000], [None, 5000]])
+
+    def dashboard_queries(self):
+        with open(DASHBOARD_FILE) as f:
+            dashboard = json.load(f)
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                yield panel, target["query"]
+
+    def test_host_variable_lists_the_hosts(self):
+        with open(DASHBOARD_FILE) as f:
+            host = {v["name"]: v for v in json.load(f)["templating"]["list"]}["host"]
+        series = self.q(host["query"])
+        self.assertEqual(sorted(v[1] for s in series for v in s["values"]), sorted(HOSTS))
+
+    def test_every_dashboard_query_runs_and_returns_its_series(self):
+        """Raw panels over the hour up to the leaky app's restart (when every series has points:
+        the service died in it), 7-day panels up to now."""
+        for host_regex, hosts in (("web\\-1", {"web-1"}), ("(web\\-1|web\\-2)", set(HOSTS)), ("web\\-2", {"web-2"})):
+            for panel, query in self.dashboard_queries():
+                rollup = panel.get("timeFrom") == "7d"
+                end = self.end_ns if rollup else self.grid(600)
+                start = end - (7 * 86400 if rollup else 3600) * 10**9
+                interval = "15m" if rollup else "30s"
+                with self.subTest(panel=panel["title"], hosts=host_regex):
+                    series = self.q(substitute(query, time_filter(start, end), interval, host_regex))
+                    measurement = re.search(r'FROM "\w+"\."(\w+)"', query).group(1)
+                    expected_hosts = {p.tags["host"] for p in self.points if p.measurement == measurement
+                                      and p.tags["host"] in hosts and start <= p.timestamp <= end}
+                    if hosts != {"web-2"}:
+                        self.assertTrue(series, "no series")
+                    self.assertEqual({s["tags"]["host"] for s in series}, expected_hosts)
+
+    def test_dashboard_values_are_the_raw_points_and_the_rollups(self):
+        queries = {panel["title"]: query for panel, query in self.dashboard_queries()}
+        # The raw CLOSE_WAIT panel with its 30 s minimum interval shows each 30-second point.
+        start, end = self.grid(400), self.grid(519)
+        series = self.q(substitute(queries["CLOSE_WAIT"], time_filter(start, end), "30s", "web\\-1"))
+        self.assertEqual([v[1] for v in series[0]["values"]],
+                         [p.fields["tcp_close_wait"] for p in self.raw("tcpstates", "web-1", start, end) if "family" not in p.tags])
+        # The 7-day TIME_WAIT panel: 15-minute means and maxes of the raw points.
+        series = self.q(substitute(queries["TIME_WAIT (15-min mean, max)"],
+                                   time_filter(self.end_ns - 7 * 86400 * 10**9, self.end_ns), "15m", "web\\-1"))
+        self.assertEqual(series[0]["columns"], ["time", "mean", "max"])
+        for bucket, mean, maximum in series[0]["values"]:
+            if mean is None:
+                continue
+            raw = [p.fields["tcp_time_wait"] for p in self.raw("tcpstates", "web-1", bucket, bucket + BUCKET_NS - 1)
+                   if "family" not in p.tags]
+            self.assertEqual((mean, maximum), (sum(raw) / len(raw), max(raw)))
+        # The vanished-listeners table names the two ports of the service that died.
+        series = self.q(substitute(queries["Vanished listeners"], time_filter(self.grid(500), self.grid(600)), "30s", ".*"))
+        ports = {(s["tags"]["family"], s["tags"]["port"]) for s in series}
+        listening_before = {(p.tags["family"], p.tags["port"]) for p in self.raw("tcpstates_listen", "web-1", self.grid(559), self.grid(559))}
+        listening_after = {(p.tags["family"], p.tags["port"]) for p in self.raw("tcpstates_listen", "web-1", self.grid(560), self.grid(560))}
+        self.assertEqual(ports, listening_before - listening_after)
+        self.assertEqual(len(ports), 3)
+
+    # -- conf/grafana: the alert rules ---------------------------------------------------------
+    def evaluate(self, rule, at_ns):
+        """The rule as Grafana evaluates it at `at_ns`: query A over its relative range, then the
+        reduce and threshold expressions. Returns {host: (value, firing)}."""
+        steps = {d["refId"]: d for d in rule["data"]}
+        query = steps["A"]
+        window = query["relativeTimeRange"]
+        start, end = at_ns - window["from"] * 10**9, at_ns - window["to"] * 10**9
+        series = self.q(substitute(query["model"]["query"], time_filter(start, end), "1s", ".*"))
+        results = {}
+        for s in series:
+            values = [v[1] for v in s["values"] if v[1] is not None]
+            reducer = steps["B"]["model"]["reducer"]
+            value = {"last": values[-1], "min": min(values), "max": max(values)}[reducer]
+            evaluator = steps["C"]["model"]["conditions"][0]["evaluator"]
+            limit = evaluator["params"][0]
+            firing = value > limit if evaluator["type"] == "gt" else value < limit
+            results[s["tags"]["host"]] = (value, firing)
+        return results, start, end
+
+    def test_alert_rules_are_provisionable(self):
+        with open(ALERT_FILE) as f:
+            document = json.load(f)
+        self.assertEqual(document["apiVersion"], 1)
+        rules = [r for g in document["groups"] for r in g["rules"]]
+        for group in document["groups"]:
+            self.assertTrue(group["name"] and group["folder"] and group["interval"])
+        self.assertEqual(len({r["uid"] for r in rules}), 3)
+        for rule in rules:
+            for key in ("uid", "title", "condition", "data", "for", "labels", "annotations", "noDataState", "execErrState"):
+                self.assertIn(key, rule)
+            refs = [d["refId"] for d in rule["data"]]
+            self.assertIn(rule["condition"], refs)
+            for step in rule["data"]:
+                self.assertEqual(step["model"]["refId"], step["refId"])
+                if step["datasourceUid"] != "__expr__":
+                    self.assertEqual(step["datasourceUid"], "tcpstates-influxdb")
+                    self.assertTrue(step["model"]["rawQuery"])
+            self.assertNotIn("${", json.dumps(rule["annotations"]))  # provisioning would expand it
+        with open(os.path.join(CONF, "grafana", "provisioning", "datasources", "tcpstates-influxdb.yaml")) as f:
+            self.assertIn("uid: tcpstates-influxdb", f.read())
+
+    def rules(self):
+        with open(ALERT_FILE) as f:
+            return {r["uid"]: r for g in json.load(f)["groups"] for r in g["rules"]}
+
+    def test_close_wait_alert(self):
+        rule = self.rules()["tcpstates-close-wait"]
+        for gather, firing in ((120, set()), (200, {"web-1"}), (599, {"web-1"}), (610, set()), (GATHERS - 1, set())):
+            results, start, end = self.evaluate(rule, self.grid(gather) + 10**9)
+            for host in HOSTS:
+                raw = [p.fields["tcp_close_wait"] for p in self.raw("tcpstates", host, start, end) if "family" not in p.tags]
+                self.assertEqual(results[host][0], min(raw), (gather, host))
+            self.assertEqual({h for h, (_, f) in results.items() if f}, firing, gather)
+
+    def test_time_wait_alert(self):
+        rule = self.rules()["tcpstates-time-wait"]
+        for gather, firing in ((600, set()), (GATHERS - 1, {"web-1"})):
+            results, start, end = self.evaluate(rule, self.grid(gather) + 10**9)
+            for host in HOSTS:
+                raw = [p.fields["tcp_time_wait"] for p in self.raw("tcpstates", host, start, end) if "family" not in p.tags]
+                self.assertEqual(results[host][0], max(raw))
+            self.assertEqual({h for h, (_, f) in results.items() if f}, firing, gather)
+
+    def test_listen_drop_alert(self):
+        """max - last over 15 minutes: fires from the drop until the lower count has held for 15 minutes."""
+        rule = self.rules()["tcpstates-listen-drop"]
+        for gather, firing in ((559, set()), (560, {"web-1"}), (585, {"web-1"}), (591, set()), (GATHERS - 1, set())):
+            results, start, end = self.evaluate(rule, self.grid(gather) + 10**9)
+            for host in HOSTS:
+                raw = [p.fields["tcp_listen"] for p in self.raw("tcpstates", host, start, end) if "family" not in p.tags]
+                self.assertEqual(results[host][0], max(raw) - raw[-1], (gather, host))
+            self.assertEqual({h for h, (_, f) in results.items() if f}, firing, gather)
+
+
+if __name__ == "__main__":
+    unittest.main()
