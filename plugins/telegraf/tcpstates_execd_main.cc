@@ -168,8 +168,8 @@ class Gatherer {
 
   // Partial diagnoses are not errors, but an operator should learn why once, not per gather.
   void ReportDiagnosisLimits(const Diagnosis& diagnosis) {
-    if (diagnosis.close_wait && diagnosis.close_wait->processes_unreadable > 0 &&
-        !reported_unreadable_) {
+    if (diagnosis.close_wait && diagnosis.close_wait->unattributed > 0 &&
+        diagnosis.close_wait->processes_unreadable > 0 && !reported_unreadable_) {
       Log('I',
           absl::StrCat("CLOSE_WAIT owners are partial: the fds of ",
                        diagnosis.close_wait->processes_unreadable,

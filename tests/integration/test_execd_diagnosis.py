@@ -257,6 +257,18 @@ class ListenInventoryTest(DiagnosisTestCase):
             self.assertEqual(by_measurement(third, "tcpstates_listen_vanished"), [],
                              "reported at the gather where it vanished, not after")
 
+            # The cap bounds the series; the rest is said once, as a warning.
+            with ExecdEmulator(execd(base, "--max-listen-ports=2")) as emulator:
+                capped = [gather(emulator), gather(emulator)]
+                self.assert_well_behaved(emulator)
+            for batch in capped:
+                self.assertEqual(len(by_measurement(batch, "tcpstates_listen")), 2)
+                self.assertEqual(batch[0].point.fields["tcp_listen"], base.total("listen"))
+            warnings = [l.text for l in emulator.stderr if l.level == "warn"]
+            self.assertEqual(warnings, [f"W! {base.total('listen') - 2} listening sockets are on "
+                                        "ports beyond --max-listen-ports and have no "
+                                        "tcpstates_listen line"])
+
 
 class PortPressureTest(DiagnosisTestCase):
     def test_time_wait_toward_one_endpoint_gives_the_exact_ratio(self):
