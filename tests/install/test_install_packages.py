@@ -1,0 +1,294 @@
+"""The .debs as an operator uses them: build (cpack), `apt-get install`, run, purge.
+
+Installs tcpstates, tcpstates-collectd and Debian's `collectd` (stock collectd.conf) plus
+`rrdtool`, then:
+  - runs lintian on the .debs (when installed): no tag but those the overrides justify;
+  - checks versions, dependencies, conffiles and the installed paths;
+  - runs Debian's collectd with its stock /etc/collectd/collectd.conf, inside a network
+    namespace holding a known socket population, and reads the values back from the RRD
+    files the stock rrdtool plugin writes (`rrdtool lastupdate`): exact counts prove the
+    conf.d snippet loaded the plugin and its values were dispatched; the plugin's version
+    line is read from syslog (a socket of ours at /dev/log);
+  - runs /usr/bin/tcpstates-execd --once as `nobody` in the same namespace;
+  - purges what it installed and checks that nothing of the packages, and nothing new under
+    /etc, /usr or /var/lib/collectd, is left.
+Packages the machine had before are left alone (collectd-core, say). Cleans up on failure.
+Needs root, apt-get with package lists, and the build's tests (the socket workload).
+"""
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+from harness import STATES, Workload, wait_for  # noqa: E402
+
+VERSION = os.environ.get("TCPSTATES_VERSION", "")
+CPACK_CONFIG = os.environ.get("TCPSTATES_CPACK_CONFIG", "")
+OURS = ["tcpstates", "tcpstates-collectd"]
+EXTRA = ["collectd", "rrdtool"]  # the stock config, and a reader for its RRD files
+SNAPSHOT_ROOTS = ["/etc", "/usr", "/var/lib/collectd"]
+RRD_ROOT = "/var/lib/collectd/rrd"
+APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+# Counts per family in the namespace collectd and tcpstates-execd read.
+WORKLOAD = dict(listen=3, established=4, close_wait=2)
+
+
+def run(argv, **kwargs):
+    kwargs.setdefault("timeout", 600)
+    return subprocess.run(argv, capture_output=True, text=True, **kwargs)
+
+
+def installed_packages():
+    out = run(["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Abbrev}\n"]).stdout
+    return {line.split("\t")[0] for line in out.splitlines()
+            if line.split("\t")[1].startswith("ii")}
+
+
+def package_states(names):
+    out = run(["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Abbrev}\n"] + names).stdout
+    return {line.split("\t")[0]: line.split("\t")[1].strip() for line in out.splitlines()}
+
+
+def snapshot():
+    paths = set()
+    for root in SNAPSHOT_ROOTS:
+        if os.path.lexists(root):
+            paths.add(root)
+        for directory, dirs, files in os.walk(root):
+            paths.update(os.path.join(directory, name) for name in dirs + files)
+    return paths
+
+
+class SyslogCapture:
+    """collectd's stock config logs to syslog: a datagram socket of ours takes its place.
+
+    Where /dev/log does not exist (containers) ours is created there; otherwise collectd runs
+    in a private mount namespace with ours bind-mounted over /dev/log, so the host's syslog is
+    never touched."""
+
+    def __init__(self, directory):
+        self.messages = []
+        self.created_dev_log = not os.path.lexists("/dev/log")
+        self.path = "/dev/log" if self.created_dev_log else os.path.join(directory, "log")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        # Read all the time: a syslog sender blocks once a few datagrams are queued
+        # (net.unix.max_dgram_qlen), and would stop collectd.
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            self.messages.append(data.decode(errors="replace"))
+
+    def wrap(self, argv):
+        if self.created_dev_log:
+            return argv
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$0" /dev/log && exec "$@"', self.path] + argv
+
+    def text(self):
+        return "\n".join(self.messages)
+
+    def close(self):
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.reader.join(timeout=5)
+        if self.created_dev_log and os.path.exists("/dev/log"):
+            os.unlink("/dev/log")
+
+
+class InstallPackagesTest(unittest.TestCase):
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("installs packages: needs root")
+        if not shutil.which("apt-get") or not CPACK_CONFIG:
+            self.skipTest("needs apt-get and TCPSTATES_CPACK_CONFIG (run through ctest)")
+        already = [p for p in OURS if package_states([p]).get(p, "").startswith(("ii", "rc"))]
+        if already:
+            self.skipTest(f"{already} already installed: not touching an operator's packages")
+        if run(["pgrep", "-x", "collectd"]).returncode == 0:
+            self.skipTest("a collectd is running here; this test starts Debian's own")
+        self.before = installed_packages()
+        self.tree_before = snapshot()
+        self.tmp = tempfile.mkdtemp(prefix="tcpstates-install-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        self.purged = False
+        self.addCleanup(self.purge_quietly)
+
+    # ---- helpers ----------------------------------------------------------------------------
+
+    def new_packages(self):
+        return sorted(installed_packages() - self.before)
+
+    def purge(self):
+        new = self.new_packages()
+        if new:
+            result = run(["apt-get", "purge", "-y", "-q"] + new, env=APT_ENV)
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        for directory in self.rrd_dirs_created():
+            shutil.rmtree(directory)
+        for directory in (RRD_ROOT, os.path.dirname(RRD_ROOT)):
+            if directory not in self.tree_before and os.path.isdir(directory) \
+                    and not os.listdir(directory):
+                os.rmdir(directory)
+        self.purged = True
+
+    def purge_quietly(self):
+        if not self.purged:
+            try:
+                self.purge()
+            except Exception as error:  # the test already failed; report, keep cleaning
+                print(f"cleanup: {error}", file=sys.stderr)
+
+    def rrd_dirs_created(self):
+        return [d for d in glob.glob(os.path.join(RRD_ROOT, "*")) if d not in self.tree_before]
+
+    def build_packages(self):
+        out = os.path.join(self.tmp, "packages")
+        result = run(["cpack", "--config", CPACK_CONFIG, "-B", out])
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        debs = {p: glob.glob(os.path.join(out, f"{p}_{VERSION}_*.deb")) for p in OURS}
+        for package, found in debs.items():
+            self.assertEqual(len(found), 1, f"{package}: {os.listdir(out)}")
+        return [found[0] for found in debs.values()]
+
+    def install(self, debs):
+        policy = "/usr/sbin/policy-rc.d"
+        if not os.path.exists(policy):  # collectd's postinst would start the service
+            with open(policy, "w") as out:
+                out.write("#!/bin/sh\nexit 101\n")
+            os.chmod(policy, 0o755)
+            self.addCleanup(os.unlink, policy)
+        result = run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + debs + EXTRA,
+                     env=APT_ENV)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+    def rrd_value(self, rrd):
+        result = run(["rrdtool", "lastupdate", rrd])
+        if result.returncode != 0:
+            return None
+        # "<blank>value\n\n<time>: <value>"
+        return float(result.stdout.strip().splitlines()[-1].split(":")[1])
+
+    # ---- the test ---------------------------------------------------------------------------
+
+    def test_install_run_purge(self):
+        started = time.monotonic()
+        debs = self.build_packages()
+        if shutil.which("lintian"):
+            # Clean but for the tags packaging/lintian-overrides/* justify.
+            result = run(["lintian", "--fail-on", "error,warning,info", "-I", "--pedantic"] + debs)
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.install(debs)
+
+        # What dpkg knows: versions, dependencies, conffiles, files.
+        fields = "${Version}\t${Depends}\t${Conffiles}\n"
+        info = {p: run(["dpkg-query", "-W", "-f", fields, p]).stdout.split("\t") for p in OURS}
+        for package in OURS:
+            self.assertEqual(info[package][0], VERSION)
+            self.assertIn("libabsl20220623", info[package][1])
+            self.assertIn("libc6", info[package][1])
+        self.assertIn("collectd-core", info["tcpstates-collectd"][1])
+        self.assertIn("/etc/telegraf/telegraf.d/tcpstates.conf", info["tcpstates"][2])
+        self.assertIn("/etc/collectd/collectd.conf.d/tcpstates.conf", info["tcpstates-collectd"][2])
+        listed = {p: set(run(["dpkg", "-L", p]).stdout.split()) for p in OURS}
+        for path in ["/usr/bin/tcpstates", "/usr/bin/tcpstates-execd",
+                     "/etc/telegraf/telegraf.d/tcpstates.conf",
+                     "/usr/share/tcpstates/influxdb/tcpstates.iql",
+                     "/usr/share/tcpstates/grafana/tcpstates-dashboard.json",
+                     "/usr/share/man/man1/tcpstates.1.gz", "/usr/share/man/man1/tcpstates-execd.1.gz",
+                     "/usr/share/doc/tcpstates/copyright", "/usr/share/doc/tcpstates/changelog.gz"]:
+            self.assertIn(path, listed["tcpstates"])
+            self.assertTrue(os.path.exists(path), path)
+        for path in ["/usr/lib/collectd/tcpstates.so", "/etc/collectd/collectd.conf.d/tcpstates.conf",
+                     "/usr/share/man/man5/collectd-tcpstates.5.gz",
+                     "/usr/share/doc/tcpstates-collectd/copyright",
+                     "/usr/share/doc/tcpstates-collectd/changelog.gz"]:
+            self.assertIn(path, listed["tcpstates-collectd"])
+            self.assertTrue(os.path.exists(path), path)
+        with open("/etc/telegraf/telegraf.d/tcpstates.conf") as snippet:
+            self.assertIn('command = ["/usr/bin/tcpstates-execd"', snippet.read())
+        for program in ["tcpstates", "tcpstates-execd"]:
+            self.assertEqual(run([f"/usr/bin/{program}", "--version"]).stdout, f"{program} {VERSION}\n")
+
+        with Workload(**WORKLOAD) as workload:
+            self.assertEqual(workload.settle(), workload.expected)
+            expected = {state: workload.total(state) for state in STATES}
+            expected["total"] = workload.connections()
+
+            # Debian's collectd, its stock collectd.conf, in the workload's namespace.
+            syslog = SyslogCapture(self.tmp)
+            self.addCleanup(syslog.close)
+            collectd = subprocess.Popen(
+                syslog.wrap(workload.nsenter(["/usr/sbin/collectd", "-f", "-C",
+                                              "/etc/collectd/collectd.conf"])),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+            def stop_collectd():
+                if collectd.poll() is None:
+                    collectd.send_signal(signal.SIGTERM)
+                    try:
+                        collectd.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        collectd.kill()
+                        collectd.wait()
+                return collectd.stdout.read()
+            self.addCleanup(collectd.stdout.close)
+            self.addCleanup(stop_collectd)
+
+            def read_back():
+                dirs = glob.glob(os.path.join(RRD_ROOT, "*", "tcpstates-all"))
+                if len(dirs) != 1:
+                    return None
+                values = {s: self.rrd_value(os.path.join(dirs[0], f"tcp_connections-{s}.rrd"))
+                          for s in expected}
+                return values if None not in values.values() else None
+            values = wait_for(read_back, timeout=60, interval=0.5)
+            log = syslog.text()
+            self.assertIsNotNone(values, f"no tcpstates RRD files; collectd: {stop_collectd()}\n"
+                                         f"syslog:\n{log}")
+            self.assertEqual(values, {s: float(v) for s, v in expected.items()})
+            self.assertIn(f"tcpstates plugin {VERSION}: initialising", log)
+            self.assertIn("tcpstates plugin: reading sockets from netlink", log)
+            stop_collectd()
+
+            # The Telegraf program, unprivileged, as Telegraf would run it.
+            result = workload.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                   "/usr/bin/tcpstates-execd", "--once"])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            first = result.stdout.splitlines()[0].split()
+            self.assertEqual(first[0], "tcpstates")
+            got = dict(f.split("=") for f in first[1].split(","))
+            want = {f"tcp_{s}": f"{v}i" for s, v in expected.items() if s != "total"}
+            want["tcp_connections"] = f"{expected['total']}i"
+            self.assertEqual(got, want)
+
+        # Purge: nothing of the packages is left, nor anything new under the roots watched.
+        owned = set().union(*listed.values())
+        self.purge()
+        states = package_states(OURS)
+        for package in OURS:
+            self.assertNotIn(states.get(package, "un")[:2], ("ii", "rc"), package)
+        left = sorted(p for p in owned if p not in self.tree_before and os.path.lexists(p))
+        self.assertEqual(left, [])
+        self.assertEqual(sorted(snapshot() - self.tree_before), [])
+        self.assertEqual(self.new_packages(), [])
+        print(f"install, run, purge: {time.monotonic() - started:.1f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
