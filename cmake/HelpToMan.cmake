@@ -17,11 +17,11 @@ foreach(var PROGRAM NAME SECTION VERSION DATE OUTPUT)
   endif()
 endforeach()
 
+# stdout only: stderr may carry a sanitizer build's reports.
 execute_process(COMMAND ${PROGRAM} --help OUTPUT_VARIABLE help ERROR_VARIABLE help_err
                 RESULT_VARIABLE ignored_exit_code)
-string(APPEND help "${help_err}")
 if(NOT help MATCHES "Usage: ")
-  message(FATAL_ERROR "${PROGRAM} --help printed no usage text:\n${help}")
+  message(FATAL_ERROR "${PROGRAM} --help printed no usage text:\n${help}${help_err}")
 endif()
 
 # Roff-escape one line of text (also protects CMake list separators first).

@@ -199,12 +199,13 @@ set(CPACK_DEBIAN_COLLECTD_PACKAGE_CONTROL_EXTRA
 
 include(CPack)
 
-# The end-to-end package test (tests/install) installs and purges system packages: opt-in.
+# Installation tests (tests/install): the cmake --install file list whenever tests are built;
+# the apt-get install/purge test of the .debs changes system packages, so it is opt-in.
 option(TCPSTATES_INSTALL_TESTS "Register the apt-get install/purge test of the .debs (label install)" OFF)
-if(TCPSTATES_INSTALL_TESTS)
-  if(NOT TCPSTATES_BUILD_TESTS)
-    message(FATAL_ERROR "TCPSTATES_INSTALL_TESTS needs TCPSTATES_BUILD_TESTS (the socket workload)")
-  endif()
+if(TCPSTATES_INSTALL_TESTS AND NOT TCPSTATES_BUILD_TESTS)
+  message(FATAL_ERROR "TCPSTATES_INSTALL_TESTS needs TCPSTATES_BUILD_TESTS (the socket workload)")
+endif()
+if(TCPSTATES_BUILD_TESTS)
   enable_testing()
   add_subdirectory(tests/install)
 endif()
