@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 
 namespace tcpstates {
 namespace {
@@ -148,7 +149,7 @@ std::string CloseWaitOwners::UnitOf(int pid) {
 }
 
 bool CloseWaitOwners::ScanProcess(int pid, absl::flat_hash_map<int, uint64_t>* per_pid,
-                                  size_t* fd_budget) {
+                                  uint64_t* left, size_t* fd_budget) {
   const std::string fd_dir = absl::StrCat(options_.proc_dir, "/", pid, "/fd");
   DIR* dir = opendir(fd_dir.c_str());
   if (dir == nullptr) return errno != EACCES && errno != EPERM;  // gone is not unreadable
@@ -156,7 +157,7 @@ bool CloseWaitOwners::ScanProcess(int pid, absl::flat_hash_map<int, uint64_t>* p
   char link[64];
   while (dirent* entry = readdir(dir)) {
     if (entry->d_name[0] == '.') continue;
-    if (*fd_budget == 0) break;
+    if (*fd_budget == 0 || *left == 0) break;
     --*fd_budget;
     ssize_t n = readlinkat(dir_fd, entry->d_name, link, sizeof link - 1);
     uint64_t inode;
@@ -165,6 +166,7 @@ bool CloseWaitOwners::ScanProcess(int pid, absl::flat_hash_map<int, uint64_t>* p
     if (it != pending_.end() && it->second) {
       it->second = false;  // each socket goes to the first holder found
       ++(*per_pid)[pid];
+      --*left;
     }
   }
   closedir(dir);
@@ -176,35 +178,43 @@ CloseWaitAttribution CloseWaitOwners::Attribute() {
   uint64_t left = pending_.size();
   absl::flat_hash_map<int, uint64_t> per_pid;
   absl::flat_hash_set<int> scanned;
-  size_t fd_budget = options_.max_fallback_fds;
+  size_t fd_budget = options_.max_fds;
+  const absl::Time deadline = absl::Now() + options_.max_time;
+  // False once the search must stop: everything found, or a budget spent.
+  auto go_on = [&] {
+    if (left == 0) return false;
+    if (fd_budget == 0 || absl::Now() > deadline) {
+      result.budget_exhausted = true;
+      return false;
+    }
+    return true;
+  };
   auto scan = [&](int pid) {
     if (!scanned.insert(pid).second) return;
-    if (!ScanProcess(pid, &per_pid, &fd_budget)) ++result.processes_unreadable;
+    if (!ScanProcess(pid, &per_pid, &left, &fd_budget)) ++result.processes_unreadable;
   };
 
   // First where the sockets are known to be: their cgroups' processes.
   for (const auto& [cgroup_id, count] : sockets_per_cgroup_) {
+    if (!go_on()) break;
     const std::string path = CgroupPath(cgroup_id);
     if (path.empty()) continue;
     const std::string procs = ReadSmallFile(absl::StrCat(Cgroup2Mount(), path, "/cgroup.procs"));
     for (absl::string_view line : absl::StrSplit(procs, '\n', absl::SkipEmpty())) {
       int pid;
+      if (!go_on()) break;
       if (absl::SimpleAtoi(line, &pid)) scan(pid);
     }
   }
-  for (const auto& [pid, count] : per_pid) left -= count;
 
-  // Then, for what is left, every process, within the fd budget.
-  if (left > 0) {
+  // Then, for what is left, every process.
+  if (go_on()) {
     if (DIR* proc = opendir(options_.proc_dir.c_str())) {
       while (dirent* entry = readdir(proc)) {
         int pid;
         if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
-        const uint64_t before = per_pid.contains(pid) ? per_pid[pid] : 0;
         scan(pid);
-        const uint64_t after = per_pid.contains(pid) ? per_pid[pid] : 0;
-        left -= after - before;
-        if (left == 0 || fd_budget == 0) break;
+        if (!go_on()) break;
       }
       closedir(proc);
     }
@@ -231,11 +241,16 @@ CloseWaitAttribution CloseWaitOwners::Attribute() {
     owner.unit = UnitOf(owner.pid);
   }
   result.unattributed = left + overflow_;
+  Forget();
+  return result;
+}
 
+void CloseWaitOwners::Discard() { Forget(); }
+
+void CloseWaitOwners::Forget() {
   pending_.clear();
   sockets_per_cgroup_.clear();
   overflow_ = 0;
-  return result;
 }
 
 }  // namespace tcpstates

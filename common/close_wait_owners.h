@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
 #include "common/socket_record.h"
 
 namespace tcpstates {
@@ -33,6 +34,7 @@ struct CloseWaitAttribution {
   uint64_t attributed = 0;             // sockets in `owners` plus those of owners beyond N
   uint64_t unattributed = 0;           // CLOSE_WAIT sockets no readable process was found for
   int processes_unreadable = 0;        // processes whose fd table we were not allowed to read
+  bool budget_exhausted = false;       // the search stopped at its fd or time budget
   bool complete() const { return unattributed == 0; }
 };
 
@@ -43,8 +45,12 @@ struct CloseWaitOwnersOptions {
   std::string cgroup2_mount;
   // Sockets remembered per collection; more are counted unattributed. Keeps memory bounded.
   size_t max_sockets = 65536;
-  // Upper bound on fd entries examined by the /proc/*/fd fallback walk per collection.
-  size_t max_fallback_fds = 1 << 20;
+  // Upper bounds on one attribution: fd entries examined (both passes) and time spent.
+  // A process with 20k fds costs ~20k readlink calls; a daemon must stay responsive (Telegraf
+  // sends SIGTERM 5 s after closing stdin), so sockets beyond either budget are reported
+  // unattributed (budget_exhausted) rather than found late.
+  size_t max_fds = 1 << 18;
+  absl::Duration max_time = absl::Milliseconds(500);
 };
 
 class CloseWaitOwners {
@@ -57,13 +63,18 @@ class CloseWaitOwners {
   // Attributes the sockets observed since the last call, then forgets them.
   CloseWaitAttribution Attribute();
 
+  // Forgets the sockets observed since the last Attribute().
+  void Discard();
+
  private:
   struct Found {
     int pid;
     uint64_t sockets;
   };
   // Scans one process's fds for remembered inodes; false when its fds cannot be read.
-  bool ScanProcess(int pid, absl::flat_hash_map<int, uint64_t>* per_pid, size_t* fd_budget);
+  bool ScanProcess(int pid, absl::flat_hash_map<int, uint64_t>* per_pid, uint64_t* left,
+                   size_t* fd_budget);
+  void Forget();
   const std::string& Cgroup2Mount();
   // Path (below the cgroup2 mount) of the cgroup with this id, "" when not found.
   std::string CgroupPath(uint64_t cgroup_id);

@@ -169,7 +169,11 @@ absl::StatusOr<Snapshot> Collector::Collect(std::optional<SocketVisitor> also) {
   if (source_ == SourceKind::kNetlink) {
     status = counting_ == Counting::kKernelCounters ? CollectWithCounters(&snapshot, also)
                                                     : CollectFromNetlink(&snapshot, also);
-    if (!status.ok() && options_.source == SourceKind::kAuto) {
+    // Switch only when the kernel refused the dump outright: after sockets were delivered,
+    // `also` has seen part of this collection, and a restart would show it sockets twice.
+    // Such a failure fails this collection; the next one tries netlink again.
+    const bool nothing_delivered = snapshot.connections() == 0 && snapshot.unknown_state == 0;
+    if (!status.ok() && options_.source == SourceKind::kAuto && nothing_delivered) {
       // The socket opened but the kernel refused the dump (seen in locked-down containers).
       // /proc gives the same counts: switch for good, and start this snapshot afresh.
       source_ = SourceKind::kProc;

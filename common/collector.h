@@ -53,8 +53,9 @@ class Collector {
   ~Collector();
 
   // Counts every TCP socket. `also` (optional) sees each socket as it is counted, for
-  // features that need more than counts. Fails only when nothing could be read; with kAuto a
-  // netlink failure switches to /proc for this and every later collection.
+  // features that need more than counts (on failure it may have seen part of a collection:
+  // see Diagnoser::Discard). Fails only when nothing could be read; with kAuto a netlink
+  // dump the kernel refuses switches to /proc for this and every later collection.
   absl::StatusOr<Snapshot> Collect(std::optional<SocketVisitor> also = std::nullopt);
 
   // The source the next Collect() will use, and why.

@@ -16,4 +16,10 @@ Diagnosis Diagnoser::Finish() {
   return diagnosis;
 }
 
+void Diagnoser::Discard() {
+  if (owners_) owners_->Discard();
+  if (listen_) listen_->Discard();
+  if (pressure_) pressure_->Discard();
+}
+
 }  // namespace tcpstates

@@ -48,6 +48,11 @@ class Diagnoser {
   // CLOSE_WAIT sockets costs nothing when there were none.
   Diagnosis Finish();
 
+  // Forgets the sockets observed since the last Finish(), for a collection that failed
+  // part-way: the listening ports of the last complete collection stay the reference, so a
+  // port that vanishes across a failed collection is still named at the next good one.
+  void Discard();
+
  private:
   std::optional<CloseWaitOwners> owners_;
   std::optional<ListenInventory> listen_;

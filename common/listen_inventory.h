@@ -35,6 +35,11 @@ class ListenInventory {
 
   void Observe(const SocketRecord& record);
   ListenReport Finish();
+  // Forgets this collection's observations; the previous complete one stays the reference.
+  void Discard() {
+    current_.clear();
+    untracked_ = 0;
+  }
 
  private:
   static uint32_t Key(Family family, uint16_t port) {

@@ -55,6 +55,11 @@ class PortPressure {
   void Observe(const SocketRecord& record);
   // Reports the collection just observed, then re-reads the settings for the next one.
   PortPressureReport Finish();
+  // Forgets this collection's observations.
+  void Discard() {
+    usage_.clear();
+    untracked_ = 0;
+  }
 
  private:
   struct Key {

@@ -110,6 +110,7 @@ void AppendWhy(const Diagnosis& d, std::string* out) {
           absl::StrAppendFormat(out, " (partial: fds of %d processes not readable; run as root)",
                                 a.processes_unreadable);
         }
+        if (a.budget_exhausted) *out += " (search stopped at its time/fd budget)";
         *out += "\n";
       }
     }
@@ -162,7 +163,9 @@ void AppendWhyJson(const Diagnosis& d, std::string* out) {
       absl::StrAppend(out, ",\"sockets\":", o.sockets, "}");
     }
     absl::StrAppend(out, "],\"close_wait_unattributed\":", d.close_wait->unattributed,
-                    ",\"processes_unreadable\":", d.close_wait->processes_unreadable, ",");
+                    ",\"processes_unreadable\":", d.close_wait->processes_unreadable,
+                    ",\"attribution_budget_exhausted\":",
+                    d.close_wait->budget_exhausted ? "true" : "false", ",");
   }
   if (d.listen) {
     *out += "\"listening\":";

@@ -316,8 +316,9 @@ absl::Status TcpStatesPlugin::Read() {
           ? collector_->Collect([this](const SocketRecord& r) { diagnoser_->Observe(r); })
           : collector_->Collect();
   if (!snapshot.ok()) {
-    // Forget whatever a failed collection observed, so the next diagnosis starts clean.
-    if (diagnoser_.has_value()) diagnoser_->Finish();
+    // Forget what the failed collection observed; the last good one stays the reference,
+    // so a listener that vanishes across the failure is still named at the next read.
+    if (diagnoser_.has_value()) diagnoser_->Discard();
     c_complain(LOG_ERR, &read_complaint_, "%s plugin: no socket table could be read: %s",
                kPluginName, snapshot.status().ToString().c_str());
     return snapshot.status();

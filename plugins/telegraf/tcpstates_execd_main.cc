@@ -136,8 +136,8 @@ class Gatherer {
     if (!snapshot.ok()) {
       // Forget the sockets seen before the failure. Finishing them instead would make a
       // partial listener set the baseline, and the next gather would report listeners as
-      // vanished that never went away; starting afresh only skips one comparison.
-      if (diagnoser_) diagnoser_.emplace(*diagnosis_options_);
+      // vanished that never went away; the last good gather stays the reference.
+      if (diagnoser_) diagnoser_->Discard();
       return snapshot.status();
     }
     ReportSourceAndProblems(*snapshot);
