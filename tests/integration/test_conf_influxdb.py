@@ -2,8 +2,10 @@
 
 A scenario (two hosts, six hours of 30-second gathers) is collected from tcpstates-execd running
 in namespace workloads whose populations change between gathers: a leaky app accumulating
-CLOSE_WAIT, a service that stops listening, a TIME_WAIT burst. Its batches get the timestamps of
-a 30 s grid ending now and a host tag (as Telegraf adds), and are written to "tcpstates_raw".
+CLOSE_WAIT, a service that stops listening, a TIME_WAIT burst (the binary gathers at each change
+and every 5 minutes; a batch stands in for the unchanged gathers between, see _run_schedule).
+The batches get the timestamps of a 30 s grid ending now and a host tag (as Telegraf adds),
+and are written to "tcpstates_raw".
 Then:
 - conf/influxdb/tcpstates.iql applied twice with the influx CLI creates exactly the policies
   and continuous queries; backfill.iql fills "tcpstates_15m" with values equal to means, maxes,
@@ -149,10 +151,14 @@ class _LeakyApp:
         self.process.stdout.close()
 
 
-def _run_schedule(execd, base_counts, schedule, gathers, app_name, cgroup):
-    """Gathers `gathers` batches in a fresh namespace holding `base_counts` and an app named
+def _run_schedule(execd, base_counts, schedule, gathers, app_name, cgroup, every):
+    """`gathers` batches from a fresh namespace holding `base_counts` and an app named
     `app_name` (listening on 8080) in `cgroup`. schedule: {gather index: [actions]}, an action
-    being ("open", key, Workload kwargs), ("close", key prefix) or ("app", command)."""
+    being ("open", key, Workload kwargs), ("close", key prefix) or ("app", command).
+    The binary gathers at every change, the gather after it and every `every`-th one; between
+    those (the population unchanged) the last real batch stands in, minus its
+    tcpstates_listen_vanished lines (a vanished port is reported once)."""
+    real = []
     with harness.Workload(**base_counts) as base:
         app = _LeakyApp(base, app_name, cgroup, 8080)
         collector = _Execd(base, execd, ["--by-family", "--port-pressure"])
@@ -169,17 +175,24 @@ def _run_schedule(execd, base_counts, schedule, gathers, app_name, cgroup):
                             open_workloads.pop(key).__exit__(None, None, None)
                     else:
                         app.command(action[1])
-                collector.gather()
+                real.append(i in schedule or i - 1 in schedule or i % every == 0 or i == gathers - 1)
+                if real[-1]:
+                    collector.gather()
         finally:
             for workload in open_workloads.values():
                 workload.__exit__(None, None, None)
-            batches = collector.finish()
+            gathered = iter(collector.finish())
             app.stop()
+    batches = []
+    for is_real in real:
+        batches.append(next(gathered) if is_real else
+                       [line for line in batches[-1] if not line.startswith(b"tcpstates_listen_vanished")])
     return batches
 
 
-def collect_scenario(execd, gathers=GATHERS):
-    """{host: [batch, ...]}, a batch being the byte lines of one gather, as printed."""
+def collect_scenario(execd, gathers=GATHERS, every=10):
+    """{host: [batch, ...]}, a batch being the byte lines of one gather, as printed; every=1
+    runs a real gather for each of them (see _run_schedule)."""
     harness.require_root()
     # web-1: a service (2 listeners) that dies at 4h40; leaky-app gains 2 CLOSE_WAIT sockets
     # every 10 minutes from 0h20 and is restarted at 5h00; traffic grows in steps; a burst of
@@ -198,10 +211,10 @@ def collect_scenario(execd, gathers=GATHERS):
     web2 = {at(200): [("app", "grow 4")], at(260): [("app", "close")]}
     with _cgroup("leaky-app.service") as cgroup:
         first = _run_schedule(execd, dict(families="ipv4,ipv6", listen=4, established=20), web1, gathers,
-                              "leaky-app", cgroup)
+                              "leaky-app", cgroup, every)
     with _cgroup("worker.service") as cgroup:
         second = _run_schedule(execd, dict(families="ipv4,ipv6", listen=3, established=8), web2, gathers,
-                               "worker", cgroup)
+                               "worker", cgroup, every)
     return {HOSTS[0]: first, HOSTS[1]: second}
 
 
