@@ -273,23 +273,28 @@ class CollectdPluginTest(unittest.TestCase):
             "ReportListenChange true false": ["ReportListenChange takes true or false, got true false"],
         }
         for line, messages in cases.items():
-            with self.subTest(line=line), TempDir() as directory:
-                workload = _NoNamespace()
-                daemon = Collectd(workload, directory,
-                                  "LoadPlugin tcpstates\n<Plugin tcpstates>\n  " + line +
-                                  "\n</Plugin>\n")
-                with daemon:
-                    try:
-                        code = daemon.process.wait(timeout=DAEMON_TIMEOUT)
-                    except subprocess.TimeoutExpired:
-                        code = None
-                log = daemon.log()
-                self.assertIsNotNone(code, f"collectd kept running:\n{log}")
-                self.assertNotEqual(code, 0, log)
-                errors = [l for l in log.splitlines() if "tcpstates plugin: config: " in l]
-                self.assertEqual(len(errors), 1, log)
-                for message in messages:
-                    self.assertIn(message, errors[0])
+            with self.subTest(line=line):
+                self.assert_config_refused(line, messages)
+
+    def assert_config_refused(self, line, messages):
+        """collectd, given `line` in <Plugin tcpstates>, exits non-zero having logged exactly
+        one config error, which holds every one of `messages`."""
+        with TempDir() as directory:
+            daemon = Collectd(_NoNamespace(), directory,
+                              "LoadPlugin tcpstates\n<Plugin tcpstates>\n  " + line +
+                              "\n</Plugin>\n")
+            with daemon:
+                try:
+                    code = daemon.process.wait(timeout=DAEMON_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    code = None
+            log = daemon.log()
+            self.assertIsNotNone(code, f"collectd kept running:\n{log}")
+            self.assertNotEqual(code, 0, log)
+            errors = [l for l in log.splitlines() if "tcpstates plugin: config: " in l]
+            self.assertEqual(len(errors), 1, log)
+            for message in messages:
+                self.assertIn(message, errors[0])
 
     def test_shipped_thresholds_fire(self):
         # 12 CLOSE_WAIT sockets (plus their 12 FIN_WAIT2 peers), above WarningMax 10.

@@ -255,20 +255,8 @@ class CollectdDiagnosisTest(base.CollectdPluginTest):
                                               "true 2",
         }
         for line, message in cases.items():
-            with self.subTest(line=line), TempDir() as directory:
-                daemon = Collectd(_NoNamespace(), directory, "LoadPlugin tcpstates\n"
-                                  "<Plugin tcpstates>\n  " + line + "\n</Plugin>\n")
-                with daemon:
-                    try:
-                        code = daemon.process.wait(timeout=DAEMON_TIMEOUT)
-                    except subprocess.TimeoutExpired:
-                        code = None
-                log = daemon.log()
-                self.assertIsNotNone(code, f"collectd kept running:\n{log}")
-                self.assertNotEqual(code, 0, log)
-                errors = [l for l in log.splitlines() if "tcpstates plugin: config: " in l]
-                self.assertEqual(len(errors), 1, log)
-                self.assertIn(message, errors[0])
+            with self.subTest(line=line):
+                self.assert_config_refused(line, [message])
 
 
 # Only this module's tests: the base class's own tests run in test_collectd.
