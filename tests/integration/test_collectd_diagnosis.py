@@ -6,13 +6,12 @@ import glob
 import os
 import pwd
 import re
-import subprocess
 import unittest
 
 import diagnosis_workloads as dw
 from harness import TempDir, Workload, wait_for
 import test_collectd as base
-from test_collectd import (DAEMON_TIMEOUT, HOSTNAME, SHIPPED_THRESHOLDS, Collectd, _NoNamespace,
+from test_collectd import (DAEMON_TIMEOUT, HOSTNAME, SHIPPED_THRESHOLDS, Collectd,
                            expected_counts, tcpstates_block)
 
 KEPT = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
