@@ -149,7 +149,8 @@ std::string CloseWaitOwners::UnitOf(int pid) {
 }
 
 bool CloseWaitOwners::ScanProcess(int pid, absl::flat_hash_map<int, uint64_t>* per_pid,
-                                  uint64_t* left, size_t* fd_budget) {
+                                  uint64_t* left, size_t* fd_budget,
+                                  absl::flat_hash_map<uint64_t, int>* holders) {
   const std::string fd_dir = absl::StrCat(options_.proc_dir, "/", pid, "/fd");
   DIR* dir = opendir(fd_dir.c_str());
   if (dir == nullptr) return errno != EACCES && errno != EPERM;  // gone is not unreadable
@@ -167,6 +168,7 @@ bool CloseWaitOwners::ScanProcess(int pid, absl::flat_hash_map<int, uint64_t>* p
       it->second = false;  // each socket goes to the first holder found
       ++(*per_pid)[pid];
       --*left;
+      holders->emplace(inode, pid);
     }
   }
   closedir(dir);
@@ -189,10 +191,30 @@ CloseWaitAttribution CloseWaitOwners::Attribute() {
     }
     return true;
   };
+  absl::flat_hash_map<uint64_t, int> holders;
   auto scan = [&](int pid) {
     if (!scanned.insert(pid).second) return;
-    if (!ScanProcess(pid, &per_pid, &left, &fd_budget)) ++result.processes_unreadable;
+    if (!ScanProcess(pid, &per_pid, &left, &fd_budget, &holders)) {
+      ++result.processes_unreadable;
+    }
   };
+
+  // Sockets already attributed last time, to a process that is still there.
+  absl::flat_hash_map<int, bool> alive;
+  for (auto& [inode, pending] : pending_) {
+    auto known = last_holders_.find(inode);
+    if (known == last_holders_.end()) continue;
+    const int pid = known->second;
+    auto [entry, inserted] = alive.emplace(pid, false);
+    if (inserted) {
+      entry->second = access(absl::StrCat(options_.proc_dir, "/", pid, "/fd").c_str(), F_OK) == 0;
+    }
+    if (!entry->second) continue;
+    pending = false;
+    ++per_pid[pid];
+    --left;
+    holders.emplace(inode, pid);
+  }
 
   // First where the sockets are known to be: their cgroups' processes.
   for (const auto& [cgroup_id, count] : sockets_per_cgroup_) {
@@ -241,6 +263,7 @@ CloseWaitAttribution CloseWaitOwners::Attribute() {
     owner.unit = UnitOf(owner.pid);
   }
   result.unattributed = left + overflow_;
+  last_holders_ = std::move(holders);
   Forget();
   return result;
 }

@@ -73,7 +73,7 @@ class CloseWaitOwners {
   };
   // Scans one process's fds for remembered inodes; false when its fds cannot be read.
   bool ScanProcess(int pid, absl::flat_hash_map<int, uint64_t>* per_pid, uint64_t* left,
-                   size_t* fd_budget);
+                   size_t* fd_budget, absl::flat_hash_map<uint64_t, int>* holders);
   void Forget();
   const std::string& Cgroup2Mount();
   // Path (below the cgroup2 mount) of the cgroup with this id, "" when not found.
@@ -87,6 +87,11 @@ class CloseWaitOwners {
   absl::flat_hash_map<uint64_t, int> sockets_per_cgroup_;
   uint64_t overflow_ = 0;
   absl::flat_hash_map<uint64_t, std::string> cgroup_paths_;  // id -> path, refreshed on a miss
+  // Socket inode -> the pid it was attributed to last time. A leak's sockets stay in
+  // CLOSE_WAIT collection after collection, held by the same process: while that process is
+  // alive they are attributed without searching again, so the steady-state cost follows the
+  // new CLOSE_WAIT sockets, not all of them.
+  absl::flat_hash_map<uint64_t, int> last_holders_;
 };
 
 }  // namespace tcpstates

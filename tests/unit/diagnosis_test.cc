@@ -207,6 +207,23 @@ TEST_F(CloseWaitOwnersTest, StopsAtItsFdBudgetAndSaysSo) {
   EXPECT_LE(a.attributed, 1u);
 }
 
+TEST_F(CloseWaitOwnersTest, KnownHoldersAreNotSearchedAgainWhileAlive) {
+  CloseWaitOwners owners(Options());
+  owners.Observe(CloseWait(11));
+  ASSERT_EQ(owners.Attribute().attributed, 1u);
+  // The fd table no longer shows the socket, so only the remembered holder can explain it.
+  std::filesystem::remove(proc_.path() + "/100/fd/3");
+  owners.Observe(CloseWait(11));
+  CloseWaitAttribution again = owners.Attribute();
+  ASSERT_EQ(again.owners.size(), 1u);
+  EXPECT_EQ(again.owners[0].pid, 100);
+  EXPECT_EQ(again.owners[0].sockets, 1u);
+  // Once the process is gone, the socket is searched for again (and here not found).
+  std::filesystem::remove_all(proc_.path() + "/100");
+  owners.Observe(CloseWait(11));
+  EXPECT_EQ(owners.Attribute().unattributed, 1u);
+}
+
 TEST_F(CloseWaitOwnersTest, NothingToDoWithoutCloseWait) {
   CloseWaitOwners owners(Options());
   SocketRecord established = CloseWait(11);
