@@ -10,6 +10,9 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
@@ -148,17 +151,28 @@ std::string CloseWaitOwners::UnitOf(int pid) {
   return {};
 }
 
-bool CloseWaitOwners::ScanProcess(int pid, absl::flat_hash_map<int, uint64_t>* per_pid,
-                                  uint64_t* left, size_t* fd_budget,
-                                  absl::flat_hash_map<uint64_t, int>* holders) {
+CloseWaitOwners::ScanOutcome CloseWaitOwners::ScanProcess(
+    int pid, int from_fd, absl::flat_hash_map<int, uint64_t>* per_pid, uint64_t* left,
+    size_t* fd_budget, absl::flat_hash_map<uint64_t, int>* holders) {
+  ScanOutcome outcome;
   const std::string fd_dir = absl::StrCat(options_.proc_dir, "/", pid, "/fd");
   DIR* dir = opendir(fd_dir.c_str());
-  if (dir == nullptr) return errno != EACCES && errno != EPERM;  // gone is not unreadable
+  if (dir == nullptr) {
+    outcome.readable = errno != EACCES && errno != EPERM;  // gone is not unreadable
+    return outcome;
+  }
   const int dir_fd = dirfd(dir);
   char link[64];
   while (dirent* entry = readdir(dir)) {
-    if (entry->d_name[0] == '.') continue;
-    if (*fd_budget == 0 || *left == 0) break;
+    int fd;
+    if (!absl::SimpleAtoi(entry->d_name, &fd) || fd < from_fd) continue;
+    if (*left == 0) break;
+    if (*fd_budget == 0) {
+      // The kernel lists fds in ascending order, but take the smallest unexamined one
+      // whatever the order, so that resuming from it skips nothing.
+      if (outcome.stopped_at_fd < 0 || fd < outcome.stopped_at_fd) outcome.stopped_at_fd = fd;
+      continue;
+    }
     --*fd_budget;
     ssize_t n = readlinkat(dir_fd, entry->d_name, link, sizeof link - 1);
     uint64_t inode;
@@ -172,7 +186,7 @@ bool CloseWaitOwners::ScanProcess(int pid, absl::flat_hash_map<int, uint64_t>* p
     }
   }
   closedir(dir);
-  return true;
+  return outcome;
 }
 
 CloseWaitAttribution CloseWaitOwners::Attribute() {
@@ -192,11 +206,24 @@ CloseWaitAttribution CloseWaitOwners::Attribute() {
     return true;
   };
   absl::flat_hash_map<uint64_t, int> holders;
+  int last_scanned = 0;
+  std::optional<std::pair<int, int>> stopped_in;  // (pid, fd) where the fd budget ran out
   auto scan = [&](int pid) {
     if (!scanned.insert(pid).second) return;
-    if (!ScanProcess(pid, &per_pid, &left, &fd_budget, &holders)) {
-      ++result.processes_unreadable;
-    }
+    last_scanned = pid;
+    const int from_fd = pid == resume_from_.first ? resume_from_.second : 0;
+    const ScanOutcome outcome = ScanProcess(pid, from_fd, &per_pid, &left, &fd_budget, &holders);
+    if (!outcome.readable) ++result.processes_unreadable;
+    if (outcome.stopped_at_fd >= 0) stopped_in = std::pair(pid, outcome.stopped_at_fd);
+  };
+  // Searches cut short by the budget resume where the last one stopped, so that over a few
+  // collections every process gets searched (and its sockets remembered) instead of the same
+  // first processes every time.
+  auto in_resume_order = [&](std::vector<int> pids) {
+    std::sort(pids.begin(), pids.end());
+    auto first = std::lower_bound(pids.begin(), pids.end(), resume_from_.first);
+    std::rotate(pids.begin(), first, pids.end());
+    return pids;
   };
 
   // Sockets already attributed last time, to a process that is still there.
@@ -222,24 +249,38 @@ CloseWaitAttribution CloseWaitOwners::Attribute() {
     const std::string path = CgroupPath(cgroup_id);
     if (path.empty()) continue;
     const std::string procs = ReadSmallFile(absl::StrCat(Cgroup2Mount(), path, "/cgroup.procs"));
+    std::vector<int> pids;
     for (absl::string_view line : absl::StrSplit(procs, '\n', absl::SkipEmpty())) {
       int pid;
+      if (absl::SimpleAtoi(line, &pid)) pids.push_back(pid);
+    }
+    for (int pid : in_resume_order(std::move(pids))) {
       if (!go_on()) break;
-      if (absl::SimpleAtoi(line, &pid)) scan(pid);
+      scan(pid);
     }
   }
 
   // Then, for what is left, every process.
   if (go_on()) {
+    std::vector<int> pids;
     if (DIR* proc = opendir(options_.proc_dir.c_str())) {
       while (dirent* entry = readdir(proc)) {
         int pid;
-        if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
-        scan(pid);
-        if (!go_on()) break;
+        if (absl::SimpleAtoi(entry->d_name, &pid)) pids.push_back(pid);
       }
       closedir(proc);
     }
+    for (int pid : in_resume_order(std::move(pids))) {
+      if (!go_on()) break;
+      scan(pid);
+    }
+  }
+  if (!result.budget_exhausted) {
+    resume_from_ = {0, 0};
+  } else if (stopped_in) {
+    resume_from_ = *stopped_in;  // mid-process: that process, from that fd on
+  } else {
+    resume_from_ = {last_scanned + 1, 0};  // between processes: the next one
   }
 
   for (const auto& [pid, count] : per_pid) {

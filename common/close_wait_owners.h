@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -71,9 +72,14 @@ class CloseWaitOwners {
     int pid;
     uint64_t sockets;
   };
-  // Scans one process's fds for remembered inodes; false when its fds cannot be read.
-  bool ScanProcess(int pid, absl::flat_hash_map<int, uint64_t>* per_pid, uint64_t* left,
-                   size_t* fd_budget, absl::flat_hash_map<uint64_t, int>* holders);
+  struct ScanOutcome {
+    bool readable = true;    // false: not allowed to read the process's fds
+    int stopped_at_fd = -1;  // where the fd budget stopped the scan; -1: it did not
+  };
+  // Scans one process's fds numbered from `from_fd` on for remembered inodes.
+  ScanOutcome ScanProcess(int pid, int from_fd, absl::flat_hash_map<int, uint64_t>* per_pid,
+                          uint64_t* left, size_t* fd_budget,
+                          absl::flat_hash_map<uint64_t, int>* holders);
   void Forget();
   const std::string& Cgroup2Mount();
   // Path (below the cgroup2 mount) of the cgroup with this id, "" when not found.
@@ -92,6 +98,8 @@ class CloseWaitOwners {
   // alive they are attributed without searching again, so the steady-state cost follows the
   // new CLOSE_WAIT sockets, not all of them.
   absl::flat_hash_map<uint64_t, int> last_holders_;
+  // Where a search cut short by its budget resumes: (pid, fd); (0, 0) is from the start.
+  std::pair<int, int> resume_from_{0, 0};
 };
 
 }  // namespace tcpstates

@@ -224,6 +224,29 @@ TEST_F(CloseWaitOwnersTest, KnownHoldersAreNotSearchedAgainWhileAlive) {
   EXPECT_EQ(owners.Attribute().unattributed, 1u);
 }
 
+TEST(CloseWaitOwners, SearchesCutShortResumeWhereTheyStopped) {
+  // Three processes holding one socket each, and a budget of one fd entry per collection:
+  // each collection resumes after the process the last one stopped at, and remembers what
+  // it found, so three collections attribute everything (restarting from the first process
+  // every time would never get past it).
+  TempDir proc;
+  for (int pid : {100, 200, 300}) {
+    proc.File(absl::StrCat(pid, "/comm"), "worker\n");
+    proc.Link(absl::StrCat(pid, "/fd/3"), absl::StrCat("socket:[", pid + 1, "]"));
+  }
+  CloseWaitOwnersOptions options;
+  options.proc_dir = proc.path();
+  options.cgroup2_mount = "/nonexistent";
+  options.max_fds = 1;
+  CloseWaitOwners owners(options);
+  std::vector<uint64_t> attributed;
+  for (int collection = 0; collection < 3; ++collection) {
+    for (uint64_t inode : {101, 201, 301}) owners.Observe(CloseWait(inode));
+    attributed.push_back(owners.Attribute().attributed);
+  }
+  EXPECT_THAT(attributed, ElementsAre(1, 2, 3));
+}
+
 TEST_F(CloseWaitOwnersTest, NothingToDoWithoutCloseWait) {
   CloseWaitOwners owners(Options());
   SocketRecord established = CloseWait(11);
