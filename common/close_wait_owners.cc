@@ -104,9 +104,8 @@ void CloseWaitOwners::Observe(const SocketRecord& record) {
     ++overflow_;
     return;
   }
-  if (pending_.emplace(record.inode, true).second && record.cgroup_id != 0) {
-    ++sockets_per_cgroup_[record.cgroup_id];
-  }
+  pending_.push_back(record.inode);
+  if (record.cgroup_id != 0) ++sockets_per_cgroup_[record.cgroup_id];
 }
 
 const std::string& CloseWaitOwners::Cgroup2Mount() {
@@ -153,7 +152,7 @@ std::string CloseWaitOwners::UnitOf(int pid) {
 
 CloseWaitOwners::ScanOutcome CloseWaitOwners::ScanProcess(
     int pid, int from_fd, absl::flat_hash_map<int, uint64_t>* per_pid, uint64_t* left,
-    size_t* fd_budget, absl::flat_hash_map<uint64_t, int>* holders) {
+    size_t* fd_budget, std::vector<std::pair<uint64_t, int>>* holders) {
   ScanOutcome outcome;
   const std::string fd_dir = absl::StrCat(options_.proc_dir, "/", pid, "/fd");
   DIR* dir = opendir(fd_dir.c_str());
@@ -177,20 +176,29 @@ CloseWaitOwners::ScanOutcome CloseWaitOwners::ScanProcess(
     ssize_t n = readlinkat(dir_fd, entry->d_name, link, sizeof link - 1);
     uint64_t inode;
     if (n <= 0 || !SocketInode(absl::string_view(link, static_cast<size_t>(n)), &inode)) continue;
-    auto it = pending_.find(inode);
-    if (it != pending_.end() && it->second) {
-      it->second = false;  // each socket goes to the first holder found
+    const int index = PendingIndex(inode);
+    if (index >= 0 && !found_[index]) {
+      found_[index] = 1;  // each socket goes to the first holder found
       ++(*per_pid)[pid];
       --*left;
-      holders->emplace(inode, pid);
+      holders->emplace_back(inode, pid);
     }
   }
   closedir(dir);
   return outcome;
 }
 
+int CloseWaitOwners::PendingIndex(uint64_t inode) const {
+  auto it = std::lower_bound(pending_.begin(), pending_.end(), inode);
+  return it != pending_.end() && *it == inode ? static_cast<int>(it - pending_.begin()) : -1;
+}
+
 CloseWaitAttribution CloseWaitOwners::Attribute() {
   CloseWaitAttribution result;
+  // A kernel reports each socket once; sort for binary search and drop any repeat anyway.
+  std::sort(pending_.begin(), pending_.end());
+  pending_.erase(std::unique(pending_.begin(), pending_.end()), pending_.end());
+  found_.assign(pending_.size(), 0);
   uint64_t left = pending_.size();
   absl::flat_hash_map<int, uint64_t> per_pid;
   absl::flat_hash_set<int> scanned;
@@ -205,7 +213,8 @@ CloseWaitAttribution CloseWaitOwners::Attribute() {
     }
     return true;
   };
-  absl::flat_hash_map<uint64_t, int> holders;
+  std::vector<std::pair<uint64_t, int>> holders;
+  holders.reserve(pending_.size());
   int last_scanned = 0;
   std::optional<std::pair<int, int>> stopped_in;  // (pid, fd) where the fd budget ran out
   auto scan = [&](int pid) {
@@ -228,19 +237,22 @@ CloseWaitAttribution CloseWaitOwners::Attribute() {
 
   // Sockets already attributed last time, to a process that is still there.
   absl::flat_hash_map<int, bool> alive;
-  for (auto& [inode, pending] : pending_) {
-    auto known = last_holders_.find(inode);
-    if (known == last_holders_.end()) continue;
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    const uint64_t inode = pending_[i];
+    auto known = std::lower_bound(last_holders_.begin(), last_holders_.end(),
+                                  std::pair<uint64_t, int>(inode, 0),
+                                  [](const auto& a, const auto& b) { return a.first < b.first; });
+    if (known == last_holders_.end() || known->first != inode) continue;
     const int pid = known->second;
     auto [entry, inserted] = alive.emplace(pid, false);
     if (inserted) {
       entry->second = access(absl::StrCat(options_.proc_dir, "/", pid, "/fd").c_str(), F_OK) == 0;
     }
     if (!entry->second) continue;
-    pending = false;
+    found_[i] = 1;
     ++per_pid[pid];
     --left;
-    holders.emplace(inode, pid);
+    holders.emplace_back(inode, pid);
   }
 
   // First where the sockets are known to be: their cgroups' processes.
@@ -304,6 +316,7 @@ CloseWaitAttribution CloseWaitOwners::Attribute() {
     owner.unit = UnitOf(owner.pid);
   }
   result.unattributed = left + overflow_;
+  std::sort(holders.begin(), holders.end());
   last_holders_ = std::move(holders);
   Forget();
   return result;
@@ -313,6 +326,7 @@ void CloseWaitOwners::Discard() { Forget(); }
 
 void CloseWaitOwners::Forget() {
   pending_.clear();
+  found_.clear();
   sockets_per_cgroup_.clear();
   overflow_ = 0;
 }
