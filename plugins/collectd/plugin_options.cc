@@ -71,13 +71,38 @@ absl::StatusOr<SourceKind> ParseSource(const oconfig_item_t& item) {
   return kind;
 }
 
+// The true/false options, all parsed alike.
+struct BooleanOption {
+  const char* key;
+  bool PluginOptions::*field;
+};
+constexpr BooleanOption kBooleanOptions[] = {
+    {"ReportByFamily", &PluginOptions::report_by_family},
+    {"ReportListenChange", &PluginOptions::report_listen_change},
+    {"CloseWaitOwners", &PluginOptions::close_wait_owners},
+    {"ListenPorts", &PluginOptions::listen_ports},
+    {"NotifyVanishedListeners", &PluginOptions::notify_vanished_listeners},
+    {"PortPressure", &PluginOptions::port_pressure},
+};
+
+const BooleanOption* FindBooleanOption(absl::string_view key) {
+  for (const BooleanOption& option : kBooleanOptions) {
+    if (absl::EqualsIgnoreCase(key, option.key)) return &option;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* options) {
   for (int i = 0; i < block.children_num; ++i) {
     const oconfig_item_t& item = block.children[i];
     const absl::string_view key = item.key;
-    if (absl::EqualsIgnoreCase(key, "Source")) {
+    if (const BooleanOption* option = FindBooleanOption(key)) {
+      absl::StatusOr<bool> value = ParseBoolean(item);
+      if (!value.ok()) return value.status();
+      options->*option->field = *value;
+    } else if (absl::EqualsIgnoreCase(key, "Source")) {
       absl::StatusOr<SourceKind> source = ParseSource(item);
       if (!source.ok()) return source.status();
       options->source = *source;
@@ -98,38 +123,14 @@ absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* opti
         return absl::InvalidArgumentError(absl::StrCat(item.key, ": unknown counting \"", value,
                                                        "\": expected auto, full or counters"));
       }
-    } else if (absl::EqualsIgnoreCase(key, "ReportByFamily")) {
-      absl::StatusOr<bool> value = ParseBoolean(item);
-      if (!value.ok()) return value.status();
-      options->report_by_family = *value;
-    } else if (absl::EqualsIgnoreCase(key, "ReportListenChange")) {
-      absl::StatusOr<bool> value = ParseBoolean(item);
-      if (!value.ok()) return value.status();
-      options->report_listen_change = *value;
-    } else if (absl::EqualsIgnoreCase(key, "CloseWaitOwners")) {
-      absl::StatusOr<bool> value = ParseBoolean(item);
-      if (!value.ok()) return value.status();
-      options->close_wait_owners = *value;
     } else if (absl::EqualsIgnoreCase(key, "TopOwners")) {
       absl::StatusOr<int> value = ParsePositive(item, kMaxTopOwners);
       if (!value.ok()) return value.status();
       options->top_owners = *value;
-    } else if (absl::EqualsIgnoreCase(key, "ListenPorts")) {
-      absl::StatusOr<bool> value = ParseBoolean(item);
-      if (!value.ok()) return value.status();
-      options->listen_ports = *value;
     } else if (absl::EqualsIgnoreCase(key, "MaxListenPorts")) {
       absl::StatusOr<int> value = ParsePositive(item, kMaxMaxListenPorts);
       if (!value.ok()) return value.status();
       options->max_listen_ports = *value;
-    } else if (absl::EqualsIgnoreCase(key, "NotifyVanishedListeners")) {
-      absl::StatusOr<bool> value = ParseBoolean(item);
-      if (!value.ok()) return value.status();
-      options->notify_vanished_listeners = *value;
-    } else if (absl::EqualsIgnoreCase(key, "PortPressure")) {
-      absl::StatusOr<bool> value = ParseBoolean(item);
-      if (!value.ok()) return value.status();
-      options->port_pressure = *value;
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown option \"", key, "\"; accepted options: ", kAcceptedOptions));
