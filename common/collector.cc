@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/counter_probe.h"
 #include "common/kernel_counters.h"
 #include "common/proc_net_tcp.h"
 
@@ -54,12 +55,52 @@ absl::StatusOr<Collector> Collector::Create(const CollectorOptions& options) {
   return absl::InternalError("unreachable source kind");
 }
 
-absl::Status Collector::CollectFromNetlink(Snapshot* snapshot, std::optional<SocketVisitor> also) {
+namespace {
+
+// Everything `ss -tan` shows but ESTABLISHED and TIME_WAIT.
+constexpr uint32_t kCounterAssistedMask = kShownStateMask &
+                                          ~(1u << static_cast<int>(TcpState::kEstablished)) &
+                                          ~(1u << static_cast<int>(TcpState::kTimeWait));
+
+// The kernel's timer code for time-wait sockets (inet_twsk_diag_fill, get_timewait4_sock).
+constexpr uint8_t kTimeWaitTimer = 3;
+
+uint64_t SaturatingSubtract(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+uint64_t Distance(uint64_t a, uint64_t b) { return a > b ? a - b : b - a; }
+
+// ESTABLISHED and TIME_WAIT as the counters give them, once what they also include on this
+// kernel (the dump saw those sockets) is taken out.
+struct DerivedCounts {
+  uint64_t established = 0;
+  uint64_t time_wait = 0;
+};
+
+DerivedCounts Derive(const TcpCounters& counters, const CounterIdentities& identities,
+                     uint64_t close_wait, uint64_t orphaned_fin_wait2) {
+  // The dump and the counters are read moments apart; under churn they can disagree by a
+  // few sockets, never below zero.
+  return {SaturatingSubtract(counters.curr_estab,
+                             identities.curr_estab_includes_close_wait ? close_wait : 0),
+          SaturatingSubtract(counters.time_wait_buckets,
+                             identities.tw_includes_orphaned_fin_wait2 ? orphaned_fin_wait2 : 0)};
+}
+
+}  // namespace
+
+absl::Status Collector::DumpNetlink(uint32_t state_mask, Snapshot* snapshot,
+                                    std::optional<SocketVisitor> also,
+                                    uint64_t* orphaned_fin_wait2) {
   WalkStats stats;
   absl::Status status = netlink_->Dump(
-      kAllStateMask,
+      state_mask,
       [&](const SocketRecord& record) {
         CountSocket(record, snapshot);
+        // Orphaned FIN_WAIT2 sockets live in time-wait form: sockstat's tw may count them.
+        if (record.state == static_cast<uint8_t>(TcpState::kFinWait2) &&
+            record.timer == kTimeWaitTimer) {
+          ++*orphaned_fin_wait2;
+        }
         if (also) (*also)(record);
       },
       &stats);
@@ -71,101 +112,88 @@ absl::Status Collector::CollectFromNetlink(Snapshot* snapshot, std::optional<Soc
   return status;
 }
 
-namespace {
-
-// Everything but ESTABLISHED and TIME_WAIT.
-constexpr uint32_t kCounterAssistedMask = kAllStateMask &
-                                          ~(1u << static_cast<int>(TcpState::kEstablished)) &
-                                          ~(1u << static_cast<int>(TcpState::kTimeWait));
-
-// The kernel's timer code for time-wait sockets (inet_twsk_diag_fill, get_timewait4_sock).
-constexpr uint8_t kTimeWaitTimer = 3;
-
-uint64_t SaturatingSubtract(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
-
-}  // namespace
-
 absl::Status Collector::CollectWithCounters(Snapshot* snapshot, std::optional<SocketVisitor> also) {
-  WalkStats stats;
-  // Orphaned FIN_WAIT2 sockets live in time-wait form: the dump shows them (as FIN_WAIT2) and
-  // sockstat's tw counts them, so they are subtracted from tw.
-  uint64_t fin_wait2_time_wait = 0;
-  absl::Status status = netlink_->Dump(
-      kCounterAssistedMask,
-      [&](const SocketRecord& record) {
-        CountSocket(record, snapshot);
-        if (record.state == static_cast<uint8_t>(TcpState::kFinWait2) &&
-            record.timer == kTimeWaitTimer) {
-          ++fin_wait2_time_wait;
-        }
-        if (also) (*also)(record);
-      },
-      &stats);
-  snapshot->malformed += stats.malformed;
+  uint64_t orphaned_fin_wait2 = 0;
+  absl::Status status = DumpNetlink(kCounterAssistedMask, snapshot, also, &orphaned_fin_wait2);
   if (!status.ok()) return status;
   absl::StatusOr<TcpCounters> counters = ReadTcpCounters(options_.proc_net_dir);
   if (!counters.ok()) return counters.status();
-  // The dump and the counters are read moments apart; under churn they can disagree by a
-  // few sockets, never below zero.
-  snapshot->unsplit[TcpState::kEstablished] =
-      SaturatingSubtract(counters->curr_estab, snapshot->Count(TcpState::kCloseWait));
-  snapshot->unsplit[TcpState::kTimeWait] =
-      SaturatingSubtract(counters->time_wait_buckets, fin_wait2_time_wait);
+  const DerivedCounts derived = Derive(*counters, identities_, snapshot->Count(TcpState::kCloseWait),
+                                       orphaned_fin_wait2);
+  snapshot->unsplit[TcpState::kEstablished] = derived.established;
+  snapshot->unsplit[TcpState::kTimeWait] = derived.time_wait;
   snapshot->families_complete = false;
   return absl::OkStatus();
 }
 
 void Collector::CheckCountersAgree() {
-  // Sockets change state between two collections on a live machine, so the two ways rarely
-  // agree to the socket on a busy host (500 connections/s is enough). A kernel whose counters
-  // meant something else would be off by whole populations (all CLOSE_WAIT, all orphaned
-  // FIN_WAIT2), not by a handful: agreement within churn's reach (8 sockets plus 0.5 %) is
-  // accepted, and the largest difference seen is reported.
+  // First what the counters include on this kernel, found by watching them move.
+  if (options_.counter_identities) {
+    identities_ = *options_.counter_identities;
+  } else {
+    absl::StatusOr<CounterIdentities> probed =
+        ProbeCounterIdentities([this] { return ReadTcpCounters(options_.proc_net_dir); });
+    if (!probed.ok()) {
+      absl::StrAppend(&source_detail_, "; full dumps (kernel counters not used: ",
+                      probed.status().message(), ")");
+      return;
+    }
+    identities_ = *probed;
+  }
+  // Then the formulas against a full dump. The counters are read before and after it: where
+  // neither moved (a quiet system), the two ways must agree exactly, so a kernel whose
+  // counters mean something else is caught by a single socket. Where they moved, churn
+  // explains a difference up to the move; a few tries usually find a quiet moment.
   std::string disagreement;
-  uint64_t largest_difference = 0;
-  bool within_tolerance = true;
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  uint64_t churn_difference = 0;
+  bool agreed = false;
+  for (int attempt = 0; attempt < 4 && !agreed; ++attempt) {
     Snapshot full;
-    Snapshot assisted;
-    absl::Status status = CollectFromNetlink(&full, std::nullopt);
-    if (status.ok()) status = CollectWithCounters(&assisted, std::nullopt);
+    uint64_t orphaned_fin_wait2 = 0;
+    absl::StatusOr<TcpCounters> before = ReadTcpCounters(options_.proc_net_dir);
+    absl::Status status = before.status();
+    if (status.ok()) status = DumpNetlink(kShownStateMask, &full, std::nullopt, &orphaned_fin_wait2);
+    absl::StatusOr<TcpCounters> after = ReadTcpCounters(options_.proc_net_dir);
+    if (status.ok()) status = after.status();
     if (!status.ok()) {
       disagreement = std::string(status.message());
-      within_tolerance = false;
       break;
     }
-    if (full.All() == assisted.All()) {
-      largest_difference = 0;
-      within_tolerance = true;
-      break;
+    const DerivedCounts derived =
+        Derive(*after, identities_, full.Count(TcpState::kCloseWait), orphaned_fin_wait2);
+    const uint64_t established_difference =
+        Distance(derived.established, full.Count(TcpState::kEstablished));
+    const uint64_t time_wait_difference =
+        Distance(derived.time_wait, full.Count(TcpState::kTimeWait));
+    const uint64_t established_move = Distance(before->curr_estab, after->curr_estab);
+    const uint64_t time_wait_move = Distance(before->time_wait_buckets, after->time_wait_buckets);
+    disagreement = absl::StrCat("ESTABLISHED ", full.Count(TcpState::kEstablished), " vs ",
+                                derived.established, ", TIME_WAIT ",
+                                full.Count(TcpState::kTimeWait), " vs ", derived.time_wait);
+    if (established_move == 0 && time_wait_move == 0) {
+      agreed = established_difference == 0 && time_wait_difference == 0;
+      churn_difference = 0;
+      if (!agreed) break;  // quiet, and still different: the formulas do not hold here
+    } else {
+      agreed = established_difference <= established_move && time_wait_difference <= time_wait_move;
+      churn_difference = std::max(established_difference, time_wait_difference);
     }
-    const uint64_t tolerance = 8 + full.connections() / 200;
-    bool this_one_within = true;
-    for (TcpState state : {TcpState::kEstablished, TcpState::kTimeWait}) {
-      const uint64_t a = full.Count(state);
-      const uint64_t b = assisted.Count(state);
-      const uint64_t difference = a > b ? a - b : b - a;
-      largest_difference = std::max(largest_difference, difference);
-      this_one_within = this_one_within && difference <= tolerance;
-    }
-    within_tolerance = within_tolerance && this_one_within;
-    disagreement =
-        absl::StrCat("ESTABLISHED ", full.Count(TcpState::kEstablished), " vs ",
-                     assisted.Count(TcpState::kEstablished), ", TIME_WAIT ",
-                     full.Count(TcpState::kTimeWait), " vs ", assisted.Count(TcpState::kTimeWait));
   }
-  if (within_tolerance) {
-    counting_ = Counting::kKernelCounters;
-    absl::StrAppend(&source_detail_, "; ESTABLISHED and TIME_WAIT from kernel counters");
-    if (largest_difference > 0) {
-      absl::StrAppend(&source_detail_, " (self-check agreed within ", largest_difference,
-                      " sockets of churn)");
-    }
+  if (!agreed) {
+    absl::StrAppend(&source_detail_,
+                    "; full dumps (kernel counters disagreed with a dump: ", disagreement, ")");
     return;
   }
-  counting_ = Counting::kFullDump;
-  absl::StrAppend(&source_detail_,
-                  "; full dumps (kernel counters disagreed with a dump: ", disagreement, ")");
+  counting_ = Counting::kKernelCounters;
+  absl::StrAppend(&source_detail_, "; ESTABLISHED and TIME_WAIT from kernel counters (CurrEstab ",
+                  identities_.curr_estab_includes_close_wait ? "counts" : "does not count",
+                  " CLOSE_WAIT, tw ",
+                  identities_.tw_includes_orphaned_fin_wait2 ? "counts" : "does not count",
+                  " orphaned FIN_WAIT2 here)");
+  if (churn_difference > 0) {
+    absl::StrAppend(&source_detail_, " (self-check agreed within ", churn_difference,
+                    " sockets of churn)");
+  }
 }
 
 absl::Status Collector::CollectFromProc(Snapshot* snapshot, std::optional<SocketVisitor> also) {
@@ -193,8 +221,10 @@ absl::StatusOr<Snapshot> Collector::Collect(std::optional<SocketVisitor> also) {
 
   absl::Status status;
   if (source_ == SourceKind::kNetlink) {
-    status = counting_ == Counting::kKernelCounters ? CollectWithCounters(&snapshot, also)
-                                                    : CollectFromNetlink(&snapshot, also);
+    uint64_t orphaned_fin_wait2 = 0;
+    status = counting_ == Counting::kKernelCounters
+                 ? CollectWithCounters(&snapshot, also)
+                 : DumpNetlink(kShownStateMask, &snapshot, also, &orphaned_fin_wait2);
     // Switch only when the kernel refused the dump outright: after sockets were delivered,
     // `also` has seen part of this collection, and a restart would show it sockets twice.
     // Such a failure fails this collection; the next one tries netlink again.

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/counter_probe.h"
 #include "common/netlink_socket_table.h"
 #include "common/snapshot.h"
 
@@ -23,21 +24,25 @@ namespace tcpstates {
 // How ESTABLISHED and TIME_WAIT, the states that dominate busy servers, are counted.
 //   kFullDump        every socket is dumped: exact per family, every visitor sees every socket.
 //   kKernelCounters  the dump skips ESTABLISHED and TIME_WAIT (the kernel still walks them
-//                    but builds no message: ~0.3 us instead of ~1.15 us per socket) and their
-//                    totals are derived from /proc/net/snmp CurrEstab and /proc/net/sockstat
-//                    tw. Gives up: the per-family split of those two states (Snapshot::
-//                    unsplit), and visitors never see those sockets. Create() keeps it only
-//                    where it is exact: it needs netlink, readable counters, and a start-up
-//                    self-check in which both ways agree (up to what churn between the two
-//                    reads explains: 8 sockets + 0.5 %); otherwise it falls back to
+//                    but builds no message for them) and their totals are derived from
+//                    /proc/net/snmp CurrEstab and /proc/net/sockstat tw, minus what those
+//                    include on this kernel (probed: counter_probe.h). Gives up: the
+//                    per-family split of those two states (Snapshot::unsplit), and visitors
+//                    never see those sockets. Create() keeps it only where it is exact: it
+//                    needs netlink, readable counters, a conclusive probe, and a start-up
+//                    self-check against a full dump (exact where the counters did not move
+//                    during it, within their move otherwise); else it falls back to
 //                    kFullDump and says why in source_detail.
 enum class Counting : uint8_t { kFullDump, kKernelCounters };
 
 struct CollectorOptions {
   SourceKind source = SourceKind::kAuto;
   Counting counting = Counting::kFullDump;
-  // Where tcp and tcp6 are read from by the /proc source. Tests point it at captured tables.
+  // Where tcp and tcp6 are read from by the /proc source, and snmp and sockstat by counter
+  // counting. Tests point it at captured tables.
   std::string proc_net_dir = "/proc/net";
+  // What the kernel counters include; unset: probed at Create() (see counter_probe.h).
+  std::optional<CounterIdentities> counter_identities = std::nullopt;
 };
 
 // Parses "auto" | "netlink" | "proc"; InvalidArgument names the accepted values.
@@ -67,15 +72,20 @@ class Collector {
  private:
   Collector(const CollectorOptions& options);
 
-  absl::Status CollectFromNetlink(Snapshot* snapshot, std::optional<SocketVisitor> also);
+  // One netlink dump of the states in `state_mask`, counted into *snapshot; also counts the
+  // orphaned FIN_WAIT2 sockets kept in time-wait form, which the counter formulas need.
+  absl::Status DumpNetlink(uint32_t state_mask, Snapshot* snapshot,
+                           std::optional<SocketVisitor> also, uint64_t* orphaned_fin_wait2);
   // Dumps all but ESTABLISHED and TIME_WAIT and derives those from kernel counters.
   absl::Status CollectWithCounters(Snapshot* snapshot, std::optional<SocketVisitor> also);
-  // Start-up check that counter-assisted counting equals a full dump here; on failure
-  // switches to kFullDump and records why.
+  // Start-up: probes what the counters include on this kernel, then checks the formulas
+  // against a full dump (exactly, when nothing moved meanwhile). Switches to
+  // kKernelCounters only when both succeed, and records why in source_detail either way.
   void CheckCountersAgree();
   absl::Status CollectFromProc(Snapshot* snapshot, std::optional<SocketVisitor> also);
 
   CollectorOptions options_;
+  CounterIdentities identities_;
   SourceKind source_;
   Counting counting_ = Counting::kFullDump;
   std::string source_detail_;

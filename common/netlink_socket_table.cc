@@ -155,9 +155,8 @@ absl::Status NetlinkSocketTable::Dump(uint32_t state_mask, SocketVisitor visitor
   return absl::OkStatus();
 }
 
-absl::Status NetlinkSocketTable::DumpOnce(bool legacy, uint8_t family, uint32_t state_mask,
-                                          SocketVisitor visitor, WalkStats* stats) {
-  const uint32_t seq = ++seq_;
+std::vector<uint8_t> BuildDumpRequest(bool legacy, uint8_t family, uint32_t state_mask,
+                                      uint32_t seq) {
   struct {
     nlmsghdr header;
     union {
@@ -165,6 +164,7 @@ absl::Status NetlinkSocketTable::DumpOnce(bool legacy, uint8_t family, uint32_t 
       inet_diag_req_v2 by_family;
     } body;
   } request{};
+  state_mask &= kShownStateMask;
   if (legacy) {
     request.header.nlmsg_len = NLMSG_LENGTH(sizeof(inet_diag_req));
     request.header.nlmsg_type = TCPDIAG_GETSOCK;
@@ -179,11 +179,18 @@ absl::Status NetlinkSocketTable::DumpOnce(bool legacy, uint8_t family, uint32_t 
   }
   request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   request.header.nlmsg_seq = seq;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(&request);
+  return std::vector<uint8_t>(bytes, bytes + request.header.nlmsg_len);
+}
 
+absl::Status NetlinkSocketTable::DumpOnce(bool legacy, uint8_t family, uint32_t state_mask,
+                                          SocketVisitor visitor, WalkStats* stats) {
+  const uint32_t seq = ++seq_;
+  const std::vector<uint8_t> request = BuildDumpRequest(legacy, family, state_mask, seq);
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   for (;;) {
-    ssize_t sent = sendto(fd_, &request, request.header.nlmsg_len, 0,
+    ssize_t sent = sendto(fd_, request.data(), request.size(), 0,
                           reinterpret_cast<const sockaddr*>(&kernel), sizeof kernel);
     if (sent >= 0) break;
     if (errno != EINTR) return PosixError(errno, "sock_diag request");

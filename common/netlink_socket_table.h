@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -18,8 +19,13 @@
 
 namespace tcpstates {
 
-// Bit (1 << state) for each state wanted; kAllStateMask asks for every socket.
-inline constexpr uint32_t kAllStateMask = 0xffffffffu;
+// Bit (1 << state) for each state wanted. kShownStateMask asks for exactly the sockets
+// /proc/net/tcp{,6} and `ss -tan` show: the TCP states 1..11 and request sockets (the
+// kernel's TCP_NEW_SYN_RECV, 12, which it reports as SYN_RECV). Never more: a set bit can
+// change what the kernel walks, not only what it reports - bit 13 (TCP_BOUND_INACTIVE, Linux
+// 6.8) makes it also walk the bind tables and report sockets that are only bound, as CLOSE.
+inline constexpr uint32_t kNewSynRecvState = 12;
+inline constexpr uint32_t kShownStateMask = ((1u << (kNewSynRecvState + 1)) - 1) & ~1u;
 
 // Where a walk of received bytes stands.
 enum class DumpProgress { kMore, kDone };
@@ -32,6 +38,12 @@ enum class DumpProgress { kMore, kDone };
 absl::StatusOr<DumpProgress> WalkDiagMessages(absl::Span<const uint8_t> data, uint32_t seq,
                                               SocketVisitor visitor, WalkStats* stats);
 
+// The bytes of one dump request: the legacy TCPDIAG_GETSOCK (both families, `family`
+// ignored) or SOCK_DIAG_BY_FAMILY for `family`, asking for `state_mask & kShownStateMask`.
+// Exposed so tests can check exactly what is asked of the kernel.
+std::vector<uint8_t> BuildDumpRequest(bool legacy, uint8_t family, uint32_t state_mask,
+                                      uint32_t seq);
+
 class NetlinkSocketTable {
  public:
   // Opens a NETLINK_SOCK_DIAG socket in the caller's network namespace. Fails with the
@@ -43,7 +55,8 @@ class NetlinkSocketTable {
   NetlinkSocketTable& operator=(NetlinkSocketTable&& other) noexcept;
   ~NetlinkSocketTable();
 
-  // Visits every TCP socket (IPv4 and IPv6) whose state bit is set in `state_mask`.
+  // Visits every TCP socket (IPv4 and IPv6) whose state bit is set in `state_mask`. Bits
+  // outside kShownStateMask are never sent to the kernel.
   absl::Status Dump(uint32_t state_mask, SocketVisitor visitor, WalkStats* stats);
 
   // True once the kernel refused the legacy single dump and per-family dumps are in use.

@@ -239,6 +239,14 @@ std::string RenderJson(const Snapshot& s, const Diagnosis* diagnosis) {
     out += "}";
   }
   out += "},";
+  // Every state over both families (what the table's total column shows), counter-derived
+  // totals included, so a script needs no arithmetic.
+  out += "\"totals\":{";
+  for (TcpState state : kAllStates) {
+    if (state != kAllStates.front()) out += ",";
+    absl::StrAppend(&out, "\"", MetricName(state), "\":", s.Count(state));
+  }
+  out += "},";
   if (!s.families_complete) {
     // Totals the per-family objects above do not include.
     out += "\"unsplit\":{";

@@ -15,6 +15,7 @@ namespace tcpstates::cli {
 std::string RenderTable(const Snapshot& snapshot, const Diagnosis* diagnosis = nullptr);
 
 // One line: {"tcp_connections":N, ..., "states":{"ipv4":{...},"ipv6":{...}},
+// "totals":{"established":N,...} (every state over both families),
 // "close_wait_owners":[...], ..., "source":..., ...}. Strings are valid JSON whatever their
 // bytes: control characters are \u-escaped and bytes that are not UTF-8 become \u00XX.
 std::string RenderJson(const Snapshot& snapshot, const Diagnosis* diagnosis = nullptr);

@@ -33,6 +33,7 @@ class CliWorkloadTest(unittest.TestCase):
                 snapshot = self.collect(workload, source)
                 self.assertEqual(snapshot["source"], "proc" if source == "proc" else "netlink")
                 self.assertEqual(snapshot["states"], workload.expected)
+                self.assertEqual(snapshot["totals"], {s: workload.total(s) for s in STATES})
                 self.assertEqual(snapshot["tcp_connections"], workload.connections())
                 self.assertEqual(snapshot["tcp_established"], workload.total("established"))
                 self.assertEqual(snapshot["tcp_time_wait"], workload.total("time_wait"))
@@ -52,12 +53,31 @@ class CliWorkloadTest(unittest.TestCase):
                     self.assertEqual(snapshot["states"][family][state],
                                      workload.expected[family][state])
         self.assertEqual(snapshot["tcp_connections"], workload.connections())
+        self.assertEqual(snapshot["totals"], {s: workload.total(s) for s in STATES})
 
     def test_every_state_both_families(self):
         with harness.Workload(listen=300, established=300, close_wait=300, time_wait=300,
-                              syn_recv=300, orphan_fin_wait2=300) as workload:
+                              syn_recv=300, orphan_fin_wait2=300, syn_sent=40,
+                              bound_only=25) as workload:
             self.assertEqual(workload.total("close_wait"), 1200)
             self.assertEqual(workload.total("syn_recv"), 600)
+            self.assertEqual(workload.total("syn_sent"), 80)
+            self.assert_exact(workload)
+
+    def test_bound_only_sockets_are_not_counted(self):
+        # Bound, never listening or connected: /proc and `ss -tan` show none of them, and a
+        # dump that asks for state bit 13 (TCP_BOUND_INACTIVE, Linux 6.8+) would report them
+        # as CLOSE. SYN_SENT clients of a full listener sit next to them.
+        with harness.Workload(bound_only=5, syn_sent=3) as workload:
+            self.assertEqual(workload.total("close"), 0)
+            self.assertEqual(workload.connections(), 2 * (3 + 1 + 2))
+            self.assert_exact(workload)
+
+    def test_counters_exact_with_close_wait_from_the_start(self):
+        # Where CurrEstab does not count CLOSE_WAIT (kernels without the 2024 change), taking
+        # CLOSE_WAIT away from it would under-report ESTABLISHED by exactly these 5.
+        with harness.Workload(families="ipv4", established=25, close_wait=5) as workload:
+            self.assertEqual(workload.total("established"), 50)
             self.assert_exact(workload)
 
     def test_ipv4_only(self):

@@ -170,7 +170,7 @@ class CollectdPluginTest(unittest.TestCase):
 
     def test_values_equal_workload_per_family_and_tcpconns(self):
         workload = self.settled_workload(listen=200, established=200, close_wait=200,
-                                         time_wait=200, syn_recv=200)
+                                         time_wait=200, syn_recv=200, syn_sent=30, bound_only=20)
         daemon = self.daemon(
             workload,
             "LoadPlugin tcpstates\n" + tcpstates_block(Source="netlink", ReportByFamily="true"),
@@ -253,7 +253,8 @@ class CollectdPluginTest(unittest.TestCase):
 
     def test_shipped_snippet_loads_and_reports(self):
         workload = self.settled_workload(listen=20, established=20, close_wait=20, time_wait=20,
-                                         syn_recv=20, orphan_fin_wait2=20)
+                                         syn_recv=20, orphan_fin_wait2=20, syn_sent=10,
+                                         bound_only=10)
         daemon = self.daemon(workload, f'Include "{SHIPPED_CONF}"\n')
         # Interval 30 in the snippet: the first read happens at start-up, the next 30 s later.
         self.assertEqual(self.wait_for_counts(daemon, "all"), expected_counts(workload))

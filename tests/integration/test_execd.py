@@ -25,7 +25,9 @@ FIELD_ORDER = ["tcp_connections", "tcp_established", "tcp_time_wait", "tcp_close
 # Telegraf inputs.netstat's fields that tcpstates can fill (netstat.go), in its order.
 NETSTAT_FIELDS = ["tcp_" + state for state in harness.STATES]
 
-WORKLOAD = dict(listen=200, established=200, close_wait=200, time_wait=200, syn_recv=200)
+# Bound-only sockets must not be counted (no tool shows them); SYN_SENT sockets must.
+WORKLOAD = dict(listen=200, established=200, close_wait=200, time_wait=200, syn_recv=200,
+                syn_sent=30, bound_only=20)
 
 
 def execd_argv(workload, *flags):

@@ -318,7 +318,7 @@ class PortPressureTest(DiagnosisTestCase):
 
 class CountingTest(DiagnosisTestCase):
     EVERY_SHAPE = dict(listen=40, established=60, close_wait=30, time_wait=70, syn_recv=20,
-                       orphan_fin_wait2=25)
+                       orphan_fin_wait2=25, syn_sent=15, bound_only=10)
 
     def test_counter_assisted_default_is_exact_and_by_family_dumps_in_full(self):
         with harness.Workload(**self.EVERY_SHAPE) as workload:

@@ -200,5 +200,46 @@ TEST(NetlinkWalk, TruncatedAttributesAreIgnored) {
   EXPECT_EQ(walked.records[0].cgroup_id, 0u);
 }
 
+// The state mask sent to the kernel: TCP states 1..11 and request sockets (12), whatever a
+// caller asks for. Bit 13 (TCP_BOUND_INACTIVE) would add bound-only sockets that neither
+// /proc nor `ss -tan` show; later bits are whatever future kernels define.
+constexpr uint32_t kWanted = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) |
+                             (1u << 7) | (1u << 8) | (1u << 9) | (1u << 10) | (1u << 11) |
+                             (1u << 12);
+
+uint32_t RequestedStates(const std::vector<uint8_t>& request, bool legacy) {
+  nlmsghdr header;
+  std::memcpy(&header, request.data(), sizeof header);
+  EXPECT_EQ(header.nlmsg_len, request.size());
+  EXPECT_EQ(header.nlmsg_flags, NLM_F_REQUEST | NLM_F_DUMP);
+  if (legacy) {
+    EXPECT_EQ(header.nlmsg_type, TCPDIAG_GETSOCK);
+    inet_diag_req body;
+    std::memcpy(&body, request.data() + sizeof header, sizeof body);
+    return body.idiag_states;
+  }
+  EXPECT_EQ(header.nlmsg_type, SOCK_DIAG_BY_FAMILY);
+  inet_diag_req_v2 body;
+  std::memcpy(&body, request.data() + sizeof header, sizeof body);
+  EXPECT_EQ(body.sdiag_protocol, IPPROTO_TCP);
+  return body.idiag_states;
+}
+
+TEST(DumpRequest, AsksForExactlyTheStatesSsShows) {
+  EXPECT_EQ(kShownStateMask, kWanted);
+  for (bool legacy : {true, false}) {
+    EXPECT_EQ(RequestedStates(BuildDumpRequest(legacy, AF_INET6, 0xffffffffu, 7), legacy), kWanted);
+    EXPECT_EQ(RequestedStates(BuildDumpRequest(legacy, AF_INET, kShownStateMask, 7), legacy),
+              kWanted);
+    // Every single bit: only wanted ones pass.
+    for (int bit = 0; bit < 32; ++bit) {
+      const uint32_t asked = 1u << bit;
+      EXPECT_EQ(RequestedStates(BuildDumpRequest(legacy, AF_INET, asked, 1), legacy),
+                asked & kWanted)
+          << "bit " << bit;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tcpstates

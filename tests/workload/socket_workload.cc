@@ -139,6 +139,64 @@ absl::Status AwaitEof(int fd) {
   }
 }
 
+// Waits until the listener's accept queue holds `length` connections (TCP_INFO reports a
+// listener's queue length in tcpi_unacked).
+absl::Status AwaitAcceptQueue(int listener, uint32_t length) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    tcp_info info{};
+    socklen_t size = sizeof info;
+    if (getsockopt(listener, IPPROTO_TCP, TCP_INFO, &info, &size) != 0) {
+      return PosixError(errno, "TCP_INFO");
+    }
+    if (info.tcpi_unacked >= length) return absl::OkStatus();
+    usleep(1000);
+  }
+  return absl::DeadlineExceededError("the accept queue did not fill");
+}
+
+// `count` clients stuck in SYN_SENT: a backlog-0 listener's accept queue takes one
+// connection, which is never accepted; every later SYN finds the queue full and is dropped,
+// and the client keeps retrying.
+absl::Status BuildSynSent(Family family, int count, Holdings* holdings) {
+  Endpoint endpoint;
+  absl::StatusOr<int> listener = Listen(family, 0, false, &endpoint);
+  if (!listener.ok()) return listener.status();
+  holdings->fds.push_back(*listener);
+  absl::StatusOr<int> first = Connect(family, endpoint);
+  if (!first.ok()) return first.status();
+  holdings->fds.push_back(*first);
+  if (absl::Status status = AwaitAcceptQueue(*listener, 1); !status.ok()) return status;
+  for (int i = 0; i < count; ++i) {
+    int fd = socket(DomainOf(family), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return PosixError(errno, "socket");
+    holdings->fds.push_back(fd);
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&endpoint.address), endpoint.length) == 0 ||
+        errno != EINPROGRESS) {
+      return PosixError(errno, "connect to a full listener did not stay in progress");
+    }
+  }
+  holdings->expected[TcpState::kListen] += 1;
+  holdings->expected[TcpState::kEstablished] += 2;  // the queued connection, both ends
+  holdings->expected[TcpState::kSynSent] += count;
+  return absl::OkStatus();
+}
+
+// `count` sockets bound to an ephemeral loopback port and nothing more: a client that binds
+// its source address before connecting, or a port reservation. Kernels since 6.8 can report
+// them (TCP_BOUND_INACTIVE) when asked; /proc and `ss -tan` never show them.
+absl::Status BuildBoundOnly(Family family, int count, Holdings* holdings) {
+  for (int i = 0; i < count; ++i) {
+    int fd = socket(DomainOf(family), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return PosixError(errno, "socket");
+    holdings->fds.push_back(fd);
+    Endpoint endpoint = Loopback(family);
+    if (bind(fd, reinterpret_cast<const sockaddr*>(&endpoint.address), endpoint.length) != 0) {
+      return PosixError(errno, "bind");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status EnterFreshNetworkNamespace(absl::string_view port_range) {
@@ -159,7 +217,8 @@ absl::Status EnterFreshNetworkNamespace(absl::string_view port_range) {
   // Active closes must leave TIME_WAIT sockets, and big populations need big backlogs.
   for (auto [path, value] : {std::pair{"/proc/sys/net/ipv4/tcp_tw_reuse", "0"},
                              std::pair{"/proc/sys/net/core/somaxconn", "65535"},
-                             std::pair{"/proc/sys/net/ipv4/tcp_max_syn_backlog", "65535"}}) {
+                             std::pair{"/proc/sys/net/ipv4/tcp_max_syn_backlog", "65535"},
+                             std::pair{"/proc/sys/net/ipv4/tcp_syn_retries", "127"}}) {
     status = WriteSysctl(path, value);
     if (!status.ok()) return status;
   }
@@ -285,7 +344,13 @@ absl::Status Build(const Spec& spec, Family family, Holdings* holdings) {
     expected[TcpState::kSynRecv] += spec.syn_recv;
     expected[TcpState::kEstablished] += spec.syn_recv;
   }
-  return absl::OkStatus();
+
+  if (spec.syn_sent > 0) {
+    if (absl::Status status = BuildSynSent(family, spec.syn_sent, holdings); !status.ok()) {
+      return status;
+    }
+  }
+  return BuildBoundOnly(family, spec.bound_only, holdings);
 }
 
 std::string FormatCounts(const StateCounts& counts) {

@@ -11,6 +11,12 @@
 //                                                  kept by the kernel in time-wait form)
 //   syn_recv    N clients of a TCP_DEFER_ACCEPT listener that send nothing
 //                                               -> N SYN_RECV (server) + N ESTABLISHED (client)
+//   syn_sent    N clients of a backlog-0 listener whose accept queue is already full: their
+//               SYNs are dropped, so they stay in SYN_SENT
+//                                               -> N SYN_SENT, plus the one connection that
+//                                                  filled the queue: 2 ESTABLISHED
+//   bound_only  N sockets bound to a loopback port, neither listening nor connected
+//                                               -> nothing: /proc and `ss -tan` show none
 // Every helper listener that pairs are made through counts as one more LISTEN socket.
 #ifndef TCPSTATES_TESTS_WORKLOAD_SOCKET_WORKLOAD_H_
 #define TCPSTATES_TESTS_WORKLOAD_SOCKET_WORKLOAD_H_
@@ -31,6 +37,8 @@ struct Spec {
   int time_wait = 0;
   int syn_recv = 0;
   int orphan_fin_wait2 = 0;
+  int syn_sent = 0;
+  int bound_only = 0;
 };
 
 // A process holding sockets. Closing `fds` releases them.
@@ -39,8 +47,9 @@ struct Holdings {
   StateCounts expected;  // what the kernel should now report for this family
 };
 
-// Puts the calling process in a fresh network namespace with lo up, tcp_tw_reuse=0 and
-// backlogs large enough for the workload. Needs CAP_SYS_ADMIN. A non-empty `port_range`
+// Puts the calling process in a fresh network namespace with lo up, tcp_tw_reuse=0,
+// backlogs large enough for the workload, and SYN retries that keep SYN_SENT sockets for
+// hours instead of two minutes. Needs CAP_SYS_ADMIN. A non-empty `port_range`
 // ("LOW HIGH") narrows net.ipv4.ip_local_port_range there.
 absl::Status EnterFreshNetworkNamespace(absl::string_view port_range = "");
 

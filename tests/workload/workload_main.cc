@@ -37,6 +37,12 @@ ABSL_FLAG(int, orphan_fin_wait2, 0,
           "CLOSE_WAIT pairs per family whose client closed: orphaned FIN_WAIT2 peers.");
 ABSL_FLAG(int, syn_recv, 0,
           "SYN_RECV request sockets per family (plus their ESTABLISHED clients).");
+ABSL_FLAG(int, syn_sent, 0,
+          "SYN_SENT clients per family (of a full backlog-0 listener: plus 1 LISTEN, 2 "
+          "ESTABLISHED).");
+ABSL_FLAG(int, bound_only, 0,
+          "Sockets per family bound to a loopback port, never listening or connecting (none "
+          "of them is reported).");
 ABSL_FLAG(std::vector<std::string>, close_wait_holder, {},
           "HEXNAME:COUNT,...: for each, a child process named by the hex-encoded bytes (so any "
           "byte but NUL can be tested) holding COUNT CLOSE_WAIT sockets of the first family.");
@@ -84,6 +90,8 @@ int main(int argc, char** argv) {
       .time_wait = absl::GetFlag(FLAGS_time_wait),
       .syn_recv = absl::GetFlag(FLAGS_syn_recv),
       .orphan_fin_wait2 = absl::GetFlag(FLAGS_orphan_fin_wait2),
+      .syn_sent = absl::GetFlag(FLAGS_syn_sent),
+      .bound_only = absl::GetFlag(FLAGS_bound_only),
   };
   std::vector<tcpstates::workload::Holdings> held;
   for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_families), ',')) {
