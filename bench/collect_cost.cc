@@ -15,8 +15,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "bench/bench_util.h"
-#include "common/collector.h"
-#include "common/diagnosis.h"
+#include "common/collection/collector.h"
+#include "common/diagnosis/diagnosis.h"
 
 ABSL_FLAG(std::string, netns, "", "Network namespace to measure (a /proc/PID/ns/net path).");
 ABSL_FLAG(int, collections, 20, "Collections per mode (after one warm-up).");

@@ -15,9 +15,9 @@
 
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
-#include "common/netlink_socket_table.h"
-#include "common/proc_net_tcp.h"
-#include "common/snapshot.h"
+#include "common/kernel/netlink_socket_table.h"
+#include "common/kernel/proc_net_tcp.h"
+#include "common/model/snapshot.h"
 #include "plugins/telegraf/line_protocol.h"
 
 namespace tcpstates {

@@ -53,7 +53,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/program_usage.h"
-#include "common/snapshot.h"
+#include "common/model/snapshot.h"
 #include "tests/workload/socket_workload.h"
 
 ABSL_FLAG(int64_t, sockets, 100000, "Total sockets to build (TIME_WAIT included).");

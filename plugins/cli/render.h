@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "common/diagnosis.h"
-#include "common/snapshot.h"
+#include "common/diagnosis/diagnosis.h"
+#include "common/model/snapshot.h"
 
 namespace tcpstates::cli {
 

@@ -11,8 +11,8 @@
 #include "absl/flags/parse.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "common/collector.h"
-#include "common/diagnosis.h"
+#include "common/collection/collector.h"
+#include "common/diagnosis/diagnosis.h"
 #include "common/program_usage.h"
 #include "plugins/cli/render.h"
 

@@ -18,9 +18,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "common/port_pressure.h"
-#include "common/socket_record.h"
-#include "common/tcp_state.h"
+#include "common/diagnosis/port_pressure.h"
+#include "common/model/socket_record.h"
+#include "common/model/tcp_state.h"
 
 namespace tcpstates::collectd_names {
 

@@ -6,7 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "common/collector.h"
+#include "common/collection/collector.h"
 
 namespace tcpstates {
 namespace {

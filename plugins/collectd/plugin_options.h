@@ -5,7 +5,7 @@
 #define TCPSTATES_PLUGINS_COLLECTD_PLUGIN_OPTIONS_H_
 
 #include "absl/status/status.h"
-#include "common/snapshot.h"
+#include "common/model/snapshot.h"
 
 extern "C" {
 #include "collectd/liboconfig/oconfig.h"

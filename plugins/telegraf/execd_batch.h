@@ -8,8 +8,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "common/diagnosis.h"
-#include "common/snapshot.h"
+#include "common/diagnosis/diagnosis.h"
+#include "common/model/snapshot.h"
 
 namespace tcpstates::telegraf {
 

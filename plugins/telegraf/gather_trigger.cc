@@ -12,7 +12,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "common/posix_error.h"
+#include "common/kernel/posix_error.h"
 
 namespace tcpstates::telegraf {
 namespace {

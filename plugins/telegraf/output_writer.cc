@@ -5,7 +5,7 @@
 
 #include <cerrno>
 
-#include "common/posix_error.h"
+#include "common/kernel/posix_error.h"
 
 namespace tcpstates::telegraf {
 

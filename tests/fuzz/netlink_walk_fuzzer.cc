@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "common/netlink_socket_table.h"
+#include "common/kernel/netlink_socket_table.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The first four bytes choose the dump's sequence number, so that matching and

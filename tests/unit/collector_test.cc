@@ -1,5 +1,5 @@
 // The /proc source end to end over captured tables in a temporary directory.
-#include "common/collector.h"
+#include "common/collection/collector.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

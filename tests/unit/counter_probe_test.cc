@@ -2,15 +2,15 @@
 // with real sockets. Kernels other than this one are modelled: their counters are computed
 // from a real dump of the namespace by the rule such a kernel follows, so the probe is
 // exercised on both answers whatever kernel runs the test. Needs root (a new namespace).
-#include "common/counter_probe.h"
+#include "common/kernel/counter_probe.h"
 
 #include <sched.h>
 #include <unistd.h>
 
 #include <cstdlib>
 
-#include "common/collector.h"
-#include "common/netlink_socket_table.h"
+#include "common/collection/collector.h"
+#include "common/kernel/netlink_socket_table.h"
 #include "gtest/gtest.h"
 #include "tests/workload/socket_workload.h"
 

@@ -1,6 +1,6 @@
 // The diagnosis analyses on synthetic sockets and a fake /proc tree (the kernel-backed
 // behaviour is covered by the namespace workload tests in tests/integration).
-#include "common/diagnosis.h"
+#include "common/diagnosis/diagnosis.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,9 +10,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "common/close_wait_owners.h"
-#include "common/listen_inventory.h"
-#include "common/port_pressure.h"
+#include "common/diagnosis/close_wait_owners.h"
+#include "common/diagnosis/listen_inventory.h"
+#include "common/diagnosis/port_pressure.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -1,4 +1,4 @@
-#include "common/kernel_counters.h"
+#include "common/kernel/kernel_counters.h"
 
 #include "gtest/gtest.h"
 

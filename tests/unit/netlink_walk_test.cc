@@ -8,7 +8,7 @@
 #include <limits>
 #include <vector>
 
-#include "common/netlink_socket_table.h"
+#include "common/kernel/netlink_socket_table.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

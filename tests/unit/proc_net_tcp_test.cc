@@ -1,4 +1,4 @@
-#include "common/proc_net_tcp.h"
+#include "common/kernel/proc_net_tcp.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,6 +1,6 @@
-#include "common/snapshot.h"
+#include "common/model/snapshot.h"
 
-#include "common/collector.h"
+#include "common/collection/collector.h"
 #include "gtest/gtest.h"
 
 namespace tcpstates {

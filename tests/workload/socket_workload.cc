@@ -17,7 +17,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/posix_error.h"
+#include "common/kernel/posix_error.h"
 
 namespace tcpstates::workload {
 namespace {

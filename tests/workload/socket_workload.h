@@ -26,7 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/snapshot.h"
+#include "common/model/snapshot.h"
 
 namespace tcpstates::workload {
 

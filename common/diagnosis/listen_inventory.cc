@@ -1,4 +1,4 @@
-#include "common/listen_inventory.h"
+#include "common/diagnosis/listen_inventory.h"
 
 #include <algorithm>
 

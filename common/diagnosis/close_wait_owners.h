@@ -9,8 +9,8 @@
 // socket passed to a process in another cgroup) are looked for in a bounded walk of
 // /proc/*/fd. Processes whose fds cannot be read (another user's, when unprivileged) leave
 // their sockets unattributed, and the result says so; it never fails because of it.
-#ifndef TCPSTATES_COMMON_CLOSE_WAIT_OWNERS_H_
-#define TCPSTATES_COMMON_CLOSE_WAIT_OWNERS_H_
+#ifndef TCPSTATES_COMMON_DIAGNOSIS_CLOSE_WAIT_OWNERS_H_
+#define TCPSTATES_COMMON_DIAGNOSIS_CLOSE_WAIT_OWNERS_H_
 
 #include <cstdint>
 #include <string>
@@ -19,7 +19,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
-#include "common/socket_record.h"
+#include "common/model/socket_record.h"
 
 namespace tcpstates {
 
@@ -112,4 +112,4 @@ class CloseWaitOwners {
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_CLOSE_WAIT_OWNERS_H_
+#endif  // TCPSTATES_COMMON_DIAGNOSIS_CLOSE_WAIT_OWNERS_H_

@@ -1,4 +1,4 @@
-#include "common/proc_net_tcp.h"
+#include "common/kernel/proc_net_tcp.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/posix_error.h"
+#include "common/kernel/posix_error.h"
 
 namespace tcpstates {
 namespace {

@@ -1,13 +1,13 @@
-#include "common/collector.h"
+#include "common/collection/collector.h"
 
 #include <algorithm>
 #include <chrono>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "common/counter_probe.h"
-#include "common/kernel_counters.h"
-#include "common/proc_net_tcp.h"
+#include "common/kernel/counter_probe.h"
+#include "common/kernel/kernel_counters.h"
+#include "common/kernel/proc_net_tcp.h"
 
 namespace tcpstates {
 

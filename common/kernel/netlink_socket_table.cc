@@ -1,4 +1,4 @@
-#include "common/netlink_socket_table.h"
+#include "common/kernel/netlink_socket_table.h"
 
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/posix_error.h"
+#include "common/kernel/posix_error.h"
 
 namespace tcpstates {
 namespace {

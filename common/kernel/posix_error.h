@@ -1,7 +1,7 @@
 // absl::Status from an errno value, keeping the errno's canonical code so callers can tell
 // "not there" (NotFound) and "not allowed" (PermissionDenied) from other failures.
-#ifndef TCPSTATES_COMMON_POSIX_ERROR_H_
-#define TCPSTATES_COMMON_POSIX_ERROR_H_
+#ifndef TCPSTATES_COMMON_KERNEL_POSIX_ERROR_H_
+#define TCPSTATES_COMMON_KERNEL_POSIX_ERROR_H_
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -13,4 +13,4 @@ absl::Status PosixError(int error_number, absl::string_view what);
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_POSIX_ERROR_H_
+#endif  // TCPSTATES_COMMON_KERNEL_POSIX_ERROR_H_

@@ -1,8 +1,8 @@
 // TCP socket states as the kernel numbers them (include/net/tcp_states.h), and the
 // address families the counts are split by. Everything that names a state for humans or
 // for metrics gets the name from here, so every adapter spells them the same way.
-#ifndef TCPSTATES_COMMON_TCP_STATE_H_
-#define TCPSTATES_COMMON_TCP_STATE_H_
+#ifndef TCPSTATES_COMMON_MODEL_TCP_STATE_H_
+#define TCPSTATES_COMMON_MODEL_TCP_STATE_H_
 
 #include <array>
 #include <cstdint>
@@ -61,4 +61,4 @@ absl::string_view FamilyName(Family family);
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_TCP_STATE_H_
+#endif  // TCPSTATES_COMMON_MODEL_TCP_STATE_H_

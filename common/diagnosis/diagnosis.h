@@ -8,14 +8,14 @@
 //   Diagnosis diagnosis = diagnoser.Finish();
 //
 // Each analysis is optional; its memory is bounded by its cap whatever the socket count.
-#ifndef TCPSTATES_COMMON_DIAGNOSIS_H_
-#define TCPSTATES_COMMON_DIAGNOSIS_H_
+#ifndef TCPSTATES_COMMON_DIAGNOSIS_DIAGNOSIS_H_
+#define TCPSTATES_COMMON_DIAGNOSIS_DIAGNOSIS_H_
 
 #include <optional>
 
-#include "common/close_wait_owners.h"
-#include "common/listen_inventory.h"
-#include "common/port_pressure.h"
+#include "common/diagnosis/close_wait_owners.h"
+#include "common/diagnosis/listen_inventory.h"
+#include "common/diagnosis/port_pressure.h"
 
 namespace tcpstates {
 
@@ -61,4 +61,4 @@ class Diagnoser {
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_DIAGNOSIS_H_
+#endif  // TCPSTATES_COMMON_DIAGNOSIS_DIAGNOSIS_H_

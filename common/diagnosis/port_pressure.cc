@@ -1,4 +1,4 @@
-#include "common/port_pressure.h"
+#include "common/diagnosis/port_pressure.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

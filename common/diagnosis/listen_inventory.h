@@ -1,13 +1,13 @@
 // Listening sockets by (family, port), and the ports that stopped listening since the
 // previous collection: a drop in LISTEN named by port instead of just counted.
-#ifndef TCPSTATES_COMMON_LISTEN_INVENTORY_H_
-#define TCPSTATES_COMMON_LISTEN_INVENTORY_H_
+#ifndef TCPSTATES_COMMON_DIAGNOSIS_LISTEN_INVENTORY_H_
+#define TCPSTATES_COMMON_DIAGNOSIS_LISTEN_INVENTORY_H_
 
 #include <cstdint>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "common/socket_record.h"
+#include "common/model/socket_record.h"
 
 namespace tcpstates {
 
@@ -54,4 +54,4 @@ class ListenInventory {
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_LISTEN_INVENTORY_H_
+#endif  // TCPSTATES_COMMON_DIAGNOSIS_LISTEN_INVENTORY_H_

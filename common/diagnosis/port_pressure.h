@@ -3,8 +3,8 @@
 // included. Connections toward one endpoint from one local address can use at most
 // range-size local ports; TIME_WAIT churn toward a backend exhausts them first. The report
 // names the endpoint closest to exhaustion and the settings that shape the pressure.
-#ifndef TCPSTATES_COMMON_PORT_PRESSURE_H_
-#define TCPSTATES_COMMON_PORT_PRESSURE_H_
+#ifndef TCPSTATES_COMMON_DIAGNOSIS_PORT_PRESSURE_H_
+#define TCPSTATES_COMMON_DIAGNOSIS_PORT_PRESSURE_H_
 
 #include <array>
 #include <cstdint>
@@ -12,7 +12,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
-#include "common/socket_record.h"
+#include "common/model/socket_record.h"
 
 namespace tcpstates {
 
@@ -83,4 +83,4 @@ class PortPressure {
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_PORT_PRESSURE_H_
+#endif  // TCPSTATES_COMMON_DIAGNOSIS_PORT_PRESSURE_H_

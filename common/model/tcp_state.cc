@@ -1,4 +1,4 @@
-#include "common/tcp_state.h"
+#include "common/model/tcp_state.h"
 
 #include "absl/strings/ascii.h"
 

@@ -3,13 +3,13 @@
 // At a million sockets these files exceed 150 MB, so they are streamed through one fixed
 // buffer and parsed line by line without copies or per-line allocation. A line that cannot be
 // decoded is skipped and counted in WalkStats::malformed, never guessed at.
-#ifndef TCPSTATES_COMMON_PROC_NET_TCP_H_
-#define TCPSTATES_COMMON_PROC_NET_TCP_H_
+#ifndef TCPSTATES_COMMON_KERNEL_PROC_NET_TCP_H_
+#define TCPSTATES_COMMON_KERNEL_PROC_NET_TCP_H_
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "common/socket_record.h"
+#include "common/model/socket_record.h"
 
 namespace tcpstates {
 
@@ -34,4 +34,4 @@ absl::Status ReadProcNetTcp(const char* path, Family family, absl::Span<char> bu
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_PROC_NET_TCP_H_
+#endif  // TCPSTATES_COMMON_KERNEL_PROC_NET_TCP_H_

@@ -1,4 +1,4 @@
-#include "common/counter_probe.h"
+#include "common/kernel/counter_probe.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -15,8 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "common/kernel_counters.h"
-#include "common/posix_error.h"
+#include "common/kernel/kernel_counters.h"
+#include "common/kernel/posix_error.h"
 
 namespace tcpstates {
 namespace {

@@ -1,4 +1,4 @@
-#include "common/posix_error.h"
+#include "common/kernel/posix_error.h"
 
 #include <cstring>
 

@@ -1,4 +1,4 @@
-#include "common/diagnosis.h"
+#include "common/diagnosis/diagnosis.h"
 
 namespace tcpstates {
 

@@ -2,8 +2,8 @@
 // dump unnecessary on busy servers:
 //   /proc/net/snmp     Tcp: CurrEstab  = ESTABLISHED + CLOSE_WAIT sockets (RFC 1213)
 //   /proc/net/sockstat TCP: ... tw N   = TIME_WAIT + orphaned FIN_WAIT2 time-wait sockets
-#ifndef TCPSTATES_COMMON_KERNEL_COUNTERS_H_
-#define TCPSTATES_COMMON_KERNEL_COUNTERS_H_
+#ifndef TCPSTATES_COMMON_KERNEL_KERNEL_COUNTERS_H_
+#define TCPSTATES_COMMON_KERNEL_KERNEL_COUNTERS_H_
 
 #include <cstdint>
 #include <string>
@@ -27,4 +27,4 @@ absl::StatusOr<TcpCounters> ReadTcpCounters(const std::string& proc_net_dir);
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_KERNEL_COUNTERS_H_
+#endif  // TCPSTATES_COMMON_KERNEL_KERNEL_COUNTERS_H_

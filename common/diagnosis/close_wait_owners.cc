@@ -1,4 +1,4 @@
-#include "common/close_wait_owners.h"
+#include "common/diagnosis/close_wait_owners.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,15 +1,15 @@
 // A snapshot: how many TCP sockets a network namespace holds in each state, per family,
 // and how the numbers were obtained. This is the value every adapter renders.
-#ifndef TCPSTATES_COMMON_SNAPSHOT_H_
-#define TCPSTATES_COMMON_SNAPSHOT_H_
+#ifndef TCPSTATES_COMMON_MODEL_SNAPSHOT_H_
+#define TCPSTATES_COMMON_MODEL_SNAPSHOT_H_
 
 #include <array>
 #include <cstdint>
 #include <string>
 
 #include "absl/time/time.h"
-#include "common/socket_record.h"
-#include "common/tcp_state.h"
+#include "common/model/socket_record.h"
+#include "common/model/tcp_state.h"
 
 namespace tcpstates {
 
@@ -71,4 +71,4 @@ void CountSocket(const SocketRecord& record, Snapshot* snapshot);
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_SNAPSHOT_H_
+#endif  // TCPSTATES_COMMON_MODEL_SNAPSHOT_H_

@@ -1,4 +1,4 @@
-#include "common/snapshot.h"
+#include "common/model/snapshot.h"
 
 namespace tcpstates {
 

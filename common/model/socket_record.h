@@ -1,14 +1,14 @@
 // One socket as a socket-table walker sees it. Walkers (netlink, /proc) decode each socket
 // into this small value and hand it to a visitor; counting and diagnosis are visitors. The
 // record points into nothing, so a visitor may copy it freely.
-#ifndef TCPSTATES_COMMON_SOCKET_RECORD_H_
-#define TCPSTATES_COMMON_SOCKET_RECORD_H_
+#ifndef TCPSTATES_COMMON_MODEL_SOCKET_RECORD_H_
+#define TCPSTATES_COMMON_MODEL_SOCKET_RECORD_H_
 
 #include <array>
 #include <cstdint>
 
 #include "absl/functional/function_ref.h"
-#include "common/tcp_state.h"
+#include "common/model/tcp_state.h"
 
 namespace tcpstates {
 
@@ -42,4 +42,4 @@ struct WalkStats {
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_SOCKET_RECORD_H_
+#endif  // TCPSTATES_COMMON_MODEL_SOCKET_RECORD_H_

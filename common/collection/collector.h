@@ -6,8 +6,8 @@
 // Source selection (SourceKind::kAuto): netlink sock_diag, else /proc/net/tcp{,6} when
 // netlink cannot be used (no sock_diag in the kernel, EACCES/EPERM in a locked-down
 // container). The choice and its reason travel with every snapshot (source_detail).
-#ifndef TCPSTATES_COMMON_COLLECTOR_H_
-#define TCPSTATES_COMMON_COLLECTOR_H_
+#ifndef TCPSTATES_COMMON_COLLECTION_COLLECTOR_H_
+#define TCPSTATES_COMMON_COLLECTION_COLLECTOR_H_
 
 #include <memory>
 #include <optional>
@@ -15,9 +15,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "common/counter_probe.h"
-#include "common/netlink_socket_table.h"
-#include "common/snapshot.h"
+#include "common/kernel/counter_probe.h"
+#include "common/kernel/netlink_socket_table.h"
+#include "common/model/snapshot.h"
 
 namespace tcpstates {
 
@@ -96,4 +96,4 @@ class Collector {
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_COLLECTOR_H_
+#endif  // TCPSTATES_COMMON_COLLECTION_COLLECTOR_H_

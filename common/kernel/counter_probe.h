@@ -19,14 +19,14 @@
 // Each answer needs both of its steps to agree, each within K/4 of the expected move, so
 // churn from other processes cannot fake it. Nothing is left behind: every probe socket ends
 // aborted (no TIME_WAIT), and the time-wait sockets are killed, or expire within a second.
-#ifndef TCPSTATES_COMMON_COUNTER_PROBE_H_
-#define TCPSTATES_COMMON_COUNTER_PROBE_H_
+#ifndef TCPSTATES_COMMON_KERNEL_COUNTER_PROBE_H_
+#define TCPSTATES_COMMON_KERNEL_COUNTER_PROBE_H_
 
 #include <string>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
-#include "common/kernel_counters.h"
+#include "common/kernel/kernel_counters.h"
 
 namespace tcpstates {
 
@@ -46,4 +46,4 @@ absl::StatusOr<CounterIdentities> ProbeCounterIdentities(CounterReader read_coun
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_COUNTER_PROBE_H_
+#endif  // TCPSTATES_COMMON_KERNEL_COUNTER_PROBE_H_

@@ -1,4 +1,4 @@
-#include "common/kernel_counters.h"
+#include "common/kernel/kernel_counters.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/posix_error.h"
+#include "common/kernel/posix_error.h"
 
 namespace tcpstates {
 namespace {

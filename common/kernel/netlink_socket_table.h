@@ -5,8 +5,8 @@
 // SOCK_DIAG_BY_FAMILY dump per family. Kernels that refuse the legacy request get the two
 // per-family dumps instead. No extensions are requested: the base message carries all we need,
 // and asking for tcp_info nearly doubles the kernel's work.
-#ifndef TCPSTATES_COMMON_NETLINK_SOCKET_TABLE_H_
-#define TCPSTATES_COMMON_NETLINK_SOCKET_TABLE_H_
+#ifndef TCPSTATES_COMMON_KERNEL_NETLINK_SOCKET_TABLE_H_
+#define TCPSTATES_COMMON_KERNEL_NETLINK_SOCKET_TABLE_H_
 
 #include <cstdint>
 #include <memory>
@@ -15,7 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "common/socket_record.h"
+#include "common/model/socket_record.h"
 
 namespace tcpstates {
 
@@ -80,4 +80,4 @@ class NetlinkSocketTable {
 
 }  // namespace tcpstates
 
-#endif  // TCPSTATES_COMMON_NETLINK_SOCKET_TABLE_H_
+#endif  // TCPSTATES_COMMON_KERNEL_NETLINK_SOCKET_TABLE_H_
