@@ -4,7 +4,8 @@ installed here, so tests hold the binary to the contract directly; see
 
 * spawns argv with stdin, stdout and stderr pipes;
 * asks for a gather the way `signal` says: "STDIN" writes exactly one b"\\n" (with a 1 s write
-  deadline), "SIGHUP"/"SIGUSR1"/"SIGUSR2" send that signal, "none" does nothing;
+  deadline), "SIGHUP"/"SIGUSR1"/"SIGUSR2" send that signal, "none" does nothing; any other
+  spelling ("stdin") is refused, as Telegraf refuses it;
 * reads stdout as a stream of line protocol (lines may arrive in any chunks), skipping blank
   and `#` lines, parsing every other line with Telegraf's grammar - a line that does not parse
   is recorded as a parse error, as Telegraf would log and drop it;
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 
 LEVEL_PREFIXES = {"E! ": "error", "W! ": "warn", "I! ": "info", "D! ": "debug", "T! ": "trace"}
 TRIGGER_SIGNALS = {"SIGHUP": signals.SIGHUP, "SIGUSR1": signals.SIGUSR1, "SIGUSR2": signals.SIGUSR2}
+# Telegraf's `signal` values, case-sensitive: it refuses "stdin" (invalid signal) at every gather.
+TELEGRAF_SIGNALS = ("none", "STDIN") + tuple(TRIGGER_SIGNALS)
 
 
 class LineProtocolError(ValueError):
@@ -214,6 +217,8 @@ class ExecdEmulator:
 
     def __init__(self, argv, signal="STDIN", env=None, stop_grace=5.0, kill_grace=5.0,
                  stdin_closed_at_start=False):
+        if signal not in TELEGRAF_SIGNALS:
+            raise ValueError(f"Telegraf refuses signal = {signal!r}: one of {', '.join(TELEGRAF_SIGNALS)}")
         self.argv = list(argv)
         self.signal = signal
         self.env = env
@@ -269,10 +274,10 @@ class ExecdEmulator:
 
     # gather triggers, as Telegraf sends them
     def trigger(self):
-        if self.signal.upper() == "STDIN":
+        if self.signal == "STDIN":
             self.write_stdin(b"\n")
-        elif self.signal.upper() in TRIGGER_SIGNALS:
-            self.process.send_signal(TRIGGER_SIGNALS[self.signal.upper()])
+        elif self.signal in TRIGGER_SIGNALS:
+            self.process.send_signal(TRIGGER_SIGNALS[self.signal])
         # "none": the child keeps its own schedule
 
     def write_stdin(self, data):

@@ -54,13 +54,22 @@ class InfluxDB:
     def start(self):
         require_influxd()
         self.dir = tempfile.mkdtemp(prefix="tcpstates-influxd-")
+        return self._launch()
+
+    def restart(self):
+        """Stops influxd and starts it again on the same data (as a service restart does: the
+        continuous-query service forgets when each query last ran). The ports may change."""
+        self._kill()
+        return self._launch()
+
+    def _launch(self):
         last_error = None
         # A free port can be taken between our probe and influxd's bind: retry a few times.
         for _ in range(3):
             rpc_port, http_port = free_loopback_port(), free_loopback_port()
             config_path = self._write_config(rpc_port, http_port)
             self.url = f"http://127.0.0.1:{http_port}"
-            self._log = open(os.path.join(self.dir, "influxd.log"), "wb")
+            self._log = open(os.path.join(self.dir, "influxd.log"), "ab")
             self.process = subprocess.Popen([INFLUXD, "run", "-config", config_path],
                                             stdin=subprocess.DEVNULL, stdout=self._log,
                                             stderr=subprocess.STDOUT)

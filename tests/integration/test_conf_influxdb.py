@@ -4,15 +4,19 @@ A scenario (two hosts, six hours of 30-second gathers) is collected from tcpstat
 in namespace workloads whose populations change between gathers: a leaky app accumulating
 CLOSE_WAIT, a service that stops listening, a TIME_WAIT burst (the binary gathers at each change
 and every 5 minutes; a batch stands in for the unchanged gathers between, see _run_schedule).
-The batches get the timestamps of a 30 s grid ending now and a host tag (as Telegraf adds),
-and are written to "tcpstates_raw".
+The batches get the timestamps of a 30 s grid ending now and a host tag (as Telegraf adds);
+web-1's are written as Telegraf's stock output writes them (the default retention policy),
+web-2's to "tcpstates_raw" (routed there, conf/README.md), so that everything reading raw
+points is seen to read both.
 Then:
-- conf/influxdb/tcpstates.iql applied twice with the influx CLI creates exactly the policies
-  and continuous queries; backfill.iql fills "tcpstates_15m" with values equal to means, maxes,
-  mins, counts and lasts computed here from the raw points; the CQs run by influxd's CQ service
-  (copies with RESAMPLE EVERY 1s) write the same values;
+- conf/influxdb/tcpstates.iql applied twice with the documented curl command creates exactly
+  the policies and continuous queries; backfill.iql fills "tcpstates_15m" with the values
+  conf/README.md documents (rollups.ROLLUPS), computed here from the raw points; the CQs run by
+  influxd's CQ service (copies with RESAMPLE EVERY 1s) write the same values;
 - every dashboard and alert-rule query, Grafana macros substituted, runs without error and
-  returns the expected series and values; the alert rules fire exactly where they should.
+  returns the expected series and values; the alert rules, evaluated minute by minute with
+  their `for` and `noDataState`, go Pending, Alerting, Normal or NoData exactly when the
+  documented rules do.
 
 docs/pictures/render reuses collect_scenario() and write_scenario() for the pictures.
 """
@@ -31,14 +35,19 @@ import diagnosis_workloads
 import execd_emulator
 import harness
 import influxdb
+import rollups
+from rollups import apply_file, statement_errors  # also docs/pictures/render's
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CONF = os.path.join(REPO, "conf")
 DB = "telegraf"
 STEP_NS = 30 * 10**9
-BUCKET_NS = 15 * 60 * 10**9
+BUCKET_NS = rollups.BUCKET_NS
 GATHERS = 720  # six hours of 30-second points per host
 HOSTS = ("web-1", "web-2")
+# Where each host's raw points are written: None is Telegraf's stock output (no rp: the
+# database's default policy), "tcpstates_raw" the optional routing of conf/README.md.
+RAW_POLICY = {"web-1": None, "web-2": "tcpstates_raw"}
 ALERT_FILE = os.path.join(CONF, "grafana", "provisioning", "alerting", "tcpstates-alerts.json")
 DASHBOARD_FILE = os.path.join(CONF, "grafana", "tcpstates-dashboard.json")
 
@@ -225,9 +234,10 @@ def grid_end_ns():
 
 def as_telegraf_would(scenario, end_ns):
     """Rewrites each batch onto a 30 s grid ending at end_ns and adds the host tag.
-    Returns (line protocol text, parsed points)."""
-    out, points = [], []
+    Returns ({host: line protocol text}, parsed points)."""
+    data, points = {}, []
     for host, batches in scenario.items():
+        out = []
         start = end_ns - (len(batches) - 1) * STEP_NS
         for i, batch in enumerate(batches):
             for line in batch:
@@ -236,87 +246,19 @@ def as_telegraf_would(scenario, end_ns):
                 rewritten = body[:key_end] + b",host=" + host.encode() + body[key_end:] + b" %d" % (start + i * STEP_NS)
                 out.append(rewritten)
                 points.append(execd_emulator.parse_line(rewritten))
-    return b"\n".join(out) + b"\n", points
+        data[host] = b"\n".join(out) + b"\n"
+    return data, points
 
 
 def write_scenario(influx, data):
-    status, body = influx._request("POST", "/write", {"db": DB, "rp": "tcpstates_raw", "precision": "ns"}, data)
-    if status != 204:
-        raise influxdb.InfluxDBError(f"write: HTTP {status}: {body}")
-
-
-def apply_file(influx, path):
-    """The documented command: curl -sS -XPOST http://HOST:8086/query --data-urlencode q@FILE.
-    Returns (curl's exit code, the decoded answer)."""
-    run = subprocess.run(["curl", "-sS", "-XPOST", influx.url + "/query", "--data-urlencode", "q@" + path],
-                         capture_output=True, text=True, timeout=60)
-    return run.returncode, json.loads(run.stdout) if run.returncode == 0 else run.stderr
-
-
-def statement_errors(answer):
-    return [r.get("error") for r in answer["results"] if "error" in r]
-
-
-# -- independent rollups -----------------------------------------------------------------------
-def rollup_spec(path):
-    """{measurement: [(function, source field, alias)]} from the CQ text (the statements under test)."""
-    spec = {}
-    with open(path) as f:
-        text = f.read()
-    for select, measurement in re.findall(r'SELECT(.*?)INTO "telegraf"\."tcpstates_15m"\."(\w+)"', text, re.S):
-        spec[measurement] = re.findall(r'(\w+)\("(\w+)"\) AS "(\w+)"', select)
-    return spec
-
-
-def reduce(function, values):
-    """values: [(timestamp, value)] in time order."""
-    numbers = [v for _, v in values]
-    if function == "mean":
-        return sum(numbers) / len(numbers)
-    if function == "max":
-        return max(numbers)
-    if function == "min":
-        return min(numbers)
-    if function == "count":
-        return len(numbers)
-    if function == "last":
-        return values[-1][1]
-    raise ValueError(function)
-
-
-def expected_rollups(points, spec, buckets=None):
-    """{(measurement, bucket start, sorted tag items): {alias: value}}."""
-    groups = {}
-    for p in points:
-        if p.measurement not in spec:
-            continue
-        bucket = p.timestamp // BUCKET_NS * BUCKET_NS
-        if buckets is not None and bucket not in buckets:
-            continue
-        group = groups.setdefault((p.measurement, bucket, tuple(sorted(p.tags.items()))), {})
-        for name, value in p.fields.items():
-            group.setdefault(name, []).append((p.timestamp, value))
-    expected = {}
-    for key, fields in groups.items():
-        row = {}
-        for function, source, alias in spec[key[0]]:
-            if source in fields:
-                row[alias] = reduce(function, sorted(fields[source]))
-        expected[key] = row
-    return expected
-
-
-def stored_rollups(influx, rp, measurements):
-    stored = {}
-    for measurement in measurements:
-        document = influx.query_raw(DB, f'SELECT * FROM "{rp}"."{measurement}" GROUP BY *')
-        for series in document["results"][0].get("series", []):
-            tags = tuple(sorted((k, v) for k, v in series.get("tags", {}).items() if v != ""))
-            for values in series["values"]:
-                row = dict(zip(series["columns"], values))
-                bucket = row.pop("time")
-                stored[(measurement, bucket, tags)] = {k: v for k, v in row.items() if v is not None}
-    return stored
+    """Each host's points to its RAW_POLICY."""
+    for host, text in data.items():
+        params = {"db": DB, "precision": "ns"}
+        if RAW_POLICY[host]:
+            params["rp"] = RAW_POLICY[host]
+        status, body = influx._request("POST", "/write", params, text)
+        if status != 204:
+            raise influxdb.InfluxDBError(f"write {host}: HTTP {status}: {body}")
 
 
 def time_filter(start_ns, end_ns):
@@ -326,6 +268,61 @@ def time_filter(start_ns, end_ns):
 
 def substitute(query, timefilter, interval, host_regex):
     return query.replace("$timeFilter", timefilter).replace("$__interval", interval).replace("$host", host_regex)
+
+
+# -- Grafana's alert states ----------------------------------------------------------------------
+# conf/README.md's alert table, written here from the documentation (not read from the rules):
+# the field, the reduction over the window, the threshold, `for` and what no data means.
+DOCUMENTED_ALERTS = {
+    "tcpstates-close-wait": dict(field="tcp_close_wait", reduce=min, window_s=600, above=10, for_s=300,
+                                 no_data="OK"),
+    "tcpstates-time-wait": dict(field="tcp_time_wait", reduce=max, window_s=300, above=5000, for_s=0,
+                                no_data="OK"),
+    "tcpstates-listen-drop": dict(field="tcp_listen", reduce=lambda values: max(values) - values[-1],
+                                  window_s=900, above=0, for_s=60, no_data="NoData"),
+}
+NO_DATA = "(no data)"  # the instance Grafana creates when a query returns nothing at all
+
+
+def parse_duration(text):
+    """Prometheus' model.ParseDuration, as Grafana reads `for`: "0s", "5m", "1h30m"."""
+    units = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9,
+             "w": 7 * 86400 * 10**9, "y": 365 * 86400 * 10**9}
+    if not re.fullmatch(r"(\d+(ms|[smhdwy]))+", text):
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(int(n) * units[unit] for n, unit in re.findall(r"(\d+)(ms|[smhdwy])", text))
+
+
+def alert_timeline(evaluations, for_ns, no_data_state):
+    """Grafana's state of each alert instance after each evaluation.
+
+    evaluations: [(time, {host: (value, condition)})], {} when the query returned no series.
+    An instance whose condition holds goes Pending, and Alerting once it has held for `for`
+    (at once when `for` is 0); one whose condition fails is Normal. When nothing comes back,
+    one instance takes noDataState's state (OK: Normal; NoData; Alerting: like a condition that
+    holds) and the hosts' instances resolve. Returns [(time, {instance: (value, state)})]."""
+    # A condition, or the state no data sets directly.
+    no_data = {"OK": "Normal", "NoData": "NoData", "Alerting": True}[no_data_state]
+    state = {}  # instance -> (state, Pending since)
+    timeline = []
+    for at, results in evaluations:
+        results = results or {NO_DATA: (None, no_data)}
+        new = {}
+        for instance, (_, condition) in results.items():
+            previous, since = state.get(instance, ("Normal", None))
+            if isinstance(condition, str):
+                new[instance] = (condition, None)
+            elif not condition:
+                new[instance] = ("Normal", None)
+            elif previous == "Alerting":
+                new[instance] = ("Alerting", None)
+            elif previous == "Pending":
+                new[instance] = ("Alerting", None) if at - since >= for_ns else ("Pending", since)
+            else:
+                new[instance] = ("Pending", at) if for_ns > 0 else ("Alerting", None)
+        state = new
+        timeline.append((at, {instance: (results[instance][0], new[instance][0]) for instance in new}))
+    return timeline
 
 
 # -- the tests ---------------------------------------------------------------------------------
@@ -338,11 +335,11 @@ class ConfInfluxDBTest(unittest.TestCase):
         cls.scenario = collect_scenario(execd)
         cls.influx = influxdb.InfluxDB().start()
         try:
-            cls.applied = [apply_file(cls.influx, os.path.join(CONF, "influxdb", "tcpstates.iql")) for _ in range(2)]
+            cls.applied = [apply_file(cls.influx, rollups.IQL) for _ in range(2)]
             cls.end_ns = grid_end_ns()
             data, cls.points = as_telegraf_would(cls.scenario, cls.end_ns)
             write_scenario(cls.influx, data)
-            cls.backfill = apply_file(cls.influx, os.path.join(CONF, "influxdb", "backfill.iql"))
+            cls.backfill = apply_file(cls.influx, rollups.BACKFILL)
         except BaseException:
             cls.influx.stop()
             raise
@@ -396,29 +393,32 @@ class ConfInfluxDBTest(unittest.TestCase):
         self.assertTrue(policies["autogen"]["default"])  # other data keeps its policy
         queries = {r["name"]: r["query"] for r in self.influx.query(DB, "SHOW CONTINUOUS QUERIES")
                    if r["__measurement"] == DB and not r["name"].endswith("_check")}
-        spec = rollup_spec(os.path.join(CONF, "influxdb", "tcpstates.iql"))
-        self.assertEqual(set(queries), {f"{m}_15m" for m in spec})
-        self.assertEqual(set(spec), {"tcpstates", "tcpstates_close_wait", "tcpstates_close_wait_summary",
-                                     "tcpstates_listen", "tcpstates_listen_vanished", "tcpstates_port_pressure"})
+        self.assertEqual(set(queries), {f"{m}_15m" for m in rollups.ROLLUPS})
+        for measurement in rollups.ROLLUPS:
+            # Raw points from the default policy (autogen here) and tcpstates_raw; the last four
+            # quarter hours at every run (influxd shows the query as it stored it).
+            query = queries[f"{measurement}_15m"]
+            self.assertIn(" RESAMPLE FOR 1h BEGIN ", query)
+            self.assertIn(f" FROM {DB}.autogen.{measurement}, {DB}.tcpstates_raw.{measurement} ", query)
         # Every raw field is rolled up.
-        for measurement in spec:
+        for measurement, aliases in rollups.ROLLUPS.items():
             raw_fields = {f for p in self.points if p.measurement == measurement for f in p.fields}
-            rolled = {source for _, source, _ in spec[measurement]}
-            self.assertEqual(raw_fields - rolled, {"pid"} if measurement == "tcpstates_close_wait" else set(), measurement)
+            rolled = {source for _, source in aliases.values()}
+            self.assertEqual(raw_fields - rolled, rollups.NOT_ROLLED_UP.get(measurement, set()), measurement)
 
-    def test_backfill_equals_rollups_computed_from_the_raw_points(self):
+    def test_backfill_equals_the_documented_rollups_of_the_raw_points(self):
         code, answer = self.backfill
         self.assertEqual(code, 0, answer)
         self.assertEqual(statement_errors(answer), [])
         written = sum(r["series"][0]["values"][0][1] for r in answer["results"])
-        spec = rollup_spec(os.path.join(CONF, "influxdb", "backfill.iql"))
-        self.assertEqual(spec, rollup_spec(os.path.join(CONF, "influxdb", "tcpstates.iql")))
-        expected = expected_rollups(self.points, spec)
-        stored = stored_rollups(self.influx, "tcpstates_15m", spec)
+        expected = rollups.expected_rollups(self.points)
+        stored = rollups.stored_rollups(self.influx, DB, "tcpstates_15m")
         self.assertEqual(set(stored), set(expected))
         self.assertEqual(written, len(expected))
         for key in sorted(expected):
             self.assertEqual(stored[key], expected[key], key)
+        # Both hosts, whichever policy their raw points are in.
+        self.assertEqual({dict(k[2])["host"] for k in stored}, set(HOSTS))
         # Six hours of points: 24 or 25 quarter hours per series of the main measurement.
         buckets = {k[1] for k in expected if k[0] == "tcpstates"}
         self.assertIn(len(buckets), (24, 25))
@@ -426,28 +426,28 @@ class ConfInfluxDBTest(unittest.TestCase):
 
     def test_continuous_queries_write_the_same_rollups(self):
         """The shipped CQs, as influxd's CQ service runs them: copies that resample every second
-        over the last hour and write to a policy of their own."""
+        (not every 15 minutes) and write to a policy of their own."""
         self.q(f'CREATE RETENTION POLICY "cq_check" ON "{DB}" DURATION 1h REPLICATION 1')
         shipped = [(r["name"], r["query"]) for r in self.influx.query(DB, "SHOW CONTINUOUS QUERIES")
                    if r["__measurement"] == DB and not r["name"].endswith("_check")]
         self.assertEqual(len(shipped), 6)
         self.addCleanup(lambda: [self.q(f'DROP CONTINUOUS QUERY "{name}_check" ON "{DB}"') for name, _ in shipped])
         for name, query in shipped:
-            copy = (query.replace(f"CREATE CONTINUOUS QUERY {name} ON {DB} BEGIN",
-                                  f"CREATE CONTINUOUS QUERY {name}_check ON {DB} RESAMPLE EVERY 1s FOR 1h BEGIN")
-                    .replace(f"INTO {DB}.tcpstates_15m.", f"INTO {DB}.cq_check."))
-            self.assertNotEqual(copy, query)
+            copy, replaced = re.subn(rf"^CREATE CONTINUOUS QUERY {name} ON {DB} RESAMPLE FOR (\w+) BEGIN ",
+                                     rf"CREATE CONTINUOUS QUERY {name}_check ON {DB} RESAMPLE EVERY 1s FOR \1 BEGIN ",
+                                     query)
+            copy, into = re.subn(rf" INTO {DB}\.tcpstates_15m\.", f" INTO {DB}.cq_check.", copy)
+            self.assertEqual((replaced, into), (1, 1), query)
             self.q(copy)
-        spec = rollup_spec(os.path.join(CONF, "influxdb", "tcpstates.iql"))
 
         def written():
-            rows = stored_rollups(self.influx, "cq_check", spec)
+            rows = rollups.stored_rollups(self.influx, DB, "cq_check")
             return rows if {k[0] for k in rows} >= {"tcpstates", "tcpstates_listen", "tcpstates_port_pressure"} and \
                 len({k[1] for k in rows}) >= 4 else None
         self.assertTrue(harness.wait_for(written, timeout=20, interval=0.5), "the continuous queries wrote nothing")
         time.sleep(1.5)  # one more run: every measurement's CQ has run at least once
         stored = written()
-        expected = expected_rollups(self.points, spec, buckets={k[1] for k in stored})
+        expected = rollups.expected_rollups(self.points, buckets={k[1] for k in stored})
         self.assertEqual(set(stored), set(expected))
         for key in sorted(expected):
             self.assertEqual(stored[key], expected[key], key)
@@ -479,6 +479,11 @@ class ConfInfluxDBTest(unittest.TestCase):
                 self.assertTrue(target["rawQuery"])
                 self.assertIn("$timeFilter", target["query"])
                 self.assertIn('"host" =~ /^$host$/', target["query"])
+                # Raw points are read from both places they can be in (conf/README.md).
+                source = re.search(r'FROM ("\w+"(?:\."\w+")?(?:, "\w+"\."\w+")?) WHERE', target["query"]).group(1)
+                if not source.startswith('"tcpstates_15m".'):
+                    measurement = source.split(",")[0]
+                    self.assertEqual(source, f'{measurement}, "tcpstates_raw".{measurement}', panel["title"])
         titles = " ".join(p["title"] for p in dashboard["panels"])
         for needed in ("CLOSE_WAIT", "TIME_WAIT", "LISTEN", "Connections", "ESTABLISHED", "Every state",
                        "CLOSE_WAIT owners", "Vanished listeners"):
@@ -512,7 +517,7 @@ class ConfInfluxDBTest(unittest.TestCase):
                 interval = "15m" if rollup else "30s"
                 with self.subTest(panel=panel["title"], hosts=host_regex):
                     series = self.q(substitute(query, time_filter(start, end), interval, host_regex))
-                    measurement = re.search(r'FROM "\w+"\."(\w+)"', query).group(1)
+                    measurement = re.search(r'FROM (?:"\w+"\.)?"(\w+)"', query).group(1)
                     expected_hosts = {p.tags["host"] for p in self.points if p.measurement == measurement
                                       and p.tags["host"] in hosts and start <= p.timestamp <= end}
                     if hosts != {"web-2"}:
@@ -547,7 +552,7 @@ class ConfInfluxDBTest(unittest.TestCase):
     # -- conf/grafana: the alert rules ---------------------------------------------------------
     def evaluate(self, rule, at_ns):
         """The rule as Grafana evaluates it at `at_ns`: query A over its relative range, then the
-        reduce and threshold expressions. Returns {host: (value, firing)}."""
+        reduce and threshold expressions. Returns {host: (value, firing)}, {} for no data."""
         steps = {d["refId"]: d for d in rule["data"]}
         query = steps["A"]
         window = query["relativeTimeRange"]
@@ -562,7 +567,18 @@ class ConfInfluxDBTest(unittest.TestCase):
             limit = evaluator["params"][0]
             firing = value > limit if evaluator["type"] == "gt" else value < limit
             results[s["tags"]["host"]] = (value, firing)
-        return results, start, end
+        return results
+
+    def documented_evaluation(self, documented, at_ns):
+        """The same from the raw points and conf/README.md's table."""
+        results = {}
+        for host in HOSTS:
+            raw = [p.fields[documented["field"]] for p in self.raw("tcpstates", host, at_ns - documented["window_s"] * 10**9, at_ns)
+                   if "family" not in p.tags]
+            if raw:
+                value = documented["reduce"](raw)
+                results[host] = (value, value > documented["above"])
+        return results
 
     def test_alert_rules_are_provisionable(self):
         with open(ALERT_FILE) as f:
@@ -590,34 +606,49 @@ class ConfInfluxDBTest(unittest.TestCase):
         with open(ALERT_FILE) as f:
             return {r["uid"]: r for g in json.load(f)["groups"] for r in g["rules"]}
 
-    def test_close_wait_alert(self):
-        rule = self.rules()["tcpstates-close-wait"]
-        for gather, firing in ((120, set()), (200, {"web-1"}), (599, {"web-1"}), (610, set()), (GATHERS - 1, set())):
-            results, start, end = self.evaluate(rule, self.grid(gather) + 10**9)
-            for host in HOSTS:
-                raw = [p.fields["tcp_close_wait"] for p in self.raw("tcpstates", host, start, end) if "family" not in p.tags]
-                self.assertEqual(results[host][0], min(raw), (gather, host))
-            self.assertEqual({h for h, (_, f) in results.items() if f}, firing, gather)
+    def test_alert_rules_minute_by_minute(self):
+        """Every rule evaluated each minute from the scenario's start to 20 minutes after its
+        end, values and states (Grafana's `for` and `noDataState`) equal to the documented
+        rule's; and the story at its edges, spelled out."""
+        rules = self.rules()
+        self.assertEqual(set(rules), set(DOCUMENTED_ALERTS))
+        with open(ALERT_FILE) as f:
+            self.assertEqual([g["interval"] for g in json.load(f)["groups"]], ["1m"])
+        ticks = [self.grid(0) + 10**9 + minute * 60 * 10**9 for minute in range(GATHERS // 2 + 20)]
+        timelines = {}
+        for uid, documented in DOCUMENTED_ALERTS.items():
+            rule = rules[uid]
+            got = alert_timeline([(at, self.evaluate(rule, at)) for at in ticks],
+                                 parse_duration(rule["for"]), rule["noDataState"])
+            want = alert_timeline([(at, self.documented_evaluation(documented, at)) for at in ticks],
+                                  documented["for_s"] * 10**9, documented["no_data"])
+            for minute, (at, states) in enumerate(got):
+                self.assertEqual(states, want[minute][1], f"{uid} at minute {minute} of the scenario")
+            timelines[uid] = [{host: state for host, (_, state) in states.items()} for _, states in want]
 
-    def test_time_wait_alert(self):
-        rule = self.rules()["tcpstates-time-wait"]
-        for gather, firing in ((600, set()), (GATHERS - 1, {"web-1"})):
-            results, start, end = self.evaluate(rule, self.grid(gather) + 10**9)
-            for host in HOSTS:
-                raw = [p.fields["tcp_time_wait"] for p in self.raw("tcpstates", host, start, end) if "family" not in p.tags]
-                self.assertEqual(results[host][0], max(raw))
-            self.assertEqual({h for h, (_, f) in results.items() if f}, firing, gather)
-
-    def test_listen_drop_alert(self):
-        """max - last over 15 minutes: fires from the drop until the lower count has held for 15 minutes."""
-        rule = self.rules()["tcpstates-listen-drop"]
-        for gather, firing in ((559, set()), (560, {"web-1"}), (585, {"web-1"}), (591, set()), (GATHERS - 1, set())):
-            results, start, end = self.evaluate(rule, self.grid(gather) + 10**9)
-            for host in HOSTS:
-                raw = [p.fields["tcp_listen"] for p in self.raw("tcpstates", host, start, end) if "family" not in p.tags]
-                self.assertEqual(results[host][0], max(raw) - raw[-1], (gather, host))
-            self.assertEqual({h for h, (_, f) in results.items() if f}, firing, gather)
-
+        def minutes(uid, state, host="web-1"):
+            return [m for m, states in enumerate(timelines[uid]) if states.get(host) == state]
+        # CLOSE_WAIT: the lowest value of 10 minutes above 10 from a first minute on: 5 minutes
+        # Pending, then Alerting until the restart at 5:00 (gather 600, minute 300).
+        pending, alerting = minutes("tcpstates-close-wait", "Pending"), minutes("tcpstates-close-wait", "Alerting")
+        self.assertEqual(pending, list(range(pending[0], pending[0] + 5)))
+        self.assertEqual(alerting, list(range(pending[0] + 5, 300)))
+        # TIME_WAIT: Alerting at the first minute after the burst (5:20, minute 320), no Pending.
+        self.assertEqual(minutes("tcpstates-time-wait", "Pending"), [])
+        self.assertEqual(minutes("tcpstates-time-wait", "Alerting")[0], 320)
+        # LISTEN: the drop at 4:40 (minute 280): 1 minute Pending, Alerting until the lower count
+        # has held for 15 minutes.
+        self.assertEqual(minutes("tcpstates-listen-drop", "Pending"), [280])
+        self.assertEqual(minutes("tcpstates-listen-drop", "Alerting"), list(range(281, 295)))
+        for uid in DOCUMENTED_ALERTS:
+            self.assertEqual(minutes(uid, "Pending", "web-2") + minutes(uid, "Alerting", "web-2"), [], uid)
+        # No data: from the first minute whose window holds none of the points (the last is at
+        # minute 359.5), CLOSE_WAIT and TIME_WAIT are Normal (noDataState OK), LISTEN is NoData.
+        for uid, window_minutes, state in (("tcpstates-close-wait", 10, "Normal"), ("tcpstates-time-wait", 5, "Normal"),
+                                           ("tcpstates-listen-drop", 15, "NoData")):
+            first = GATHERS // 2 + window_minutes
+            self.assertEqual(set(timelines[uid][first - 1]), set(HOSTS), uid)
+            self.assertEqual(timelines[uid][first], {NO_DATA: state}, uid)
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,128 @@
+"""conf/influxdb in tests: the files applied as documented, and the 15-minute rollups as
+conf/README.md documents them, computed here without the .iql files.
+
+ROLLUPS is the README's table of "tcpstates_15m" fields, written out by hand: a test compares
+what the shipped continuous queries and backfill.iql store with what this table says, so an
+alias whose function or source field changes in a .iql file, or that disappears, fails.
+"""
+
+import json
+import os
+import subprocess
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+IQL = os.path.join(REPO, "conf", "influxdb", "tcpstates.iql")
+BACKFILL = os.path.join(REPO, "conf", "influxdb", "backfill.iql")
+
+BUCKET_NS = 15 * 60 * 10**9
+STATE_FIELDS = ["tcp_connections", "tcp_established", "tcp_time_wait", "tcp_close_wait", "tcp_listen",
+                "tcp_syn_sent", "tcp_syn_recv", "tcp_fin_wait1", "tcp_fin_wait2", "tcp_close",
+                "tcp_last_ack", "tcp_closing"]
+PORT_PRESSURE_SETTINGS = ["range_size", "range_low", "range_high", "tcp_fin_timeout", "tcp_tw_reuse",
+                          "tcp_max_tw_buckets"]
+
+# {measurement: {alias in tcpstates_15m: (function, raw field)}}; "count" counts the points.
+ROLLUPS = {
+    # every raw field as its mean under the same name; maxes and a min with a suffix; samples
+    "tcpstates": {**{field: ("mean", field) for field in STATE_FIELDS},
+                  "tcp_close_wait_max": ("max", "tcp_close_wait"),
+                  "tcp_time_wait_max": ("max", "tcp_time_wait"),
+                  "tcp_connections_max": ("max", "tcp_connections"),
+                  "tcp_listen_min": ("min", "tcp_listen"),
+                  "samples": ("count", "tcp_connections")},
+    "tcpstates_close_wait": {"sockets": ("mean", "sockets"), "sockets_max": ("max", "sockets"),
+                             "processes": ("max", "processes")},
+    "tcpstates_close_wait_summary": {"attributed": ("mean", "attributed"),
+                                     "unattributed": ("mean", "unattributed"),
+                                     "processes_unreadable": ("mean", "processes_unreadable"),
+                                     "unattributed_max": ("max", "unattributed")},
+    "tcpstates_listen": {"sockets": ("mean", "sockets"), "sockets_min": ("min", "sockets")},
+    "tcpstates_listen_vanished": {"events": ("count", "sockets"), "sockets": ("max", "sockets")},
+    "tcpstates_port_pressure": {"ports_in_use": ("mean", "ports_in_use"), "ratio": ("mean", "ratio"),
+                                "ports_in_use_max": ("max", "ports_in_use"), "ratio_max": ("max", "ratio"),
+                                **{field: ("last", field) for field in PORT_PRESSURE_SETTINGS}},
+}
+# Raw fields left out on purpose: a pid is no quantity.
+NOT_ROLLED_UP = {"tcpstates_close_wait": {"pid"}}
+
+
+def reduce(function, values):
+    """values: [(timestamp, value)] in time order."""
+    numbers = [v for _, v in values]
+    if function == "mean":
+        return sum(numbers) / len(numbers)
+    if function == "max":
+        return max(numbers)
+    if function == "min":
+        return min(numbers)
+    if function == "count":
+        return len(numbers)
+    if function == "last":
+        return values[-1][1]
+    raise ValueError(function)
+
+
+def stored_type(function, raw_type):
+    """InfluxDB's type for a rollup: a mean is a float, a count an integer, the others keep the
+    raw field's type."""
+    return {"mean": "float", "count": "integer"}.get(function, raw_type)
+
+
+def expected_rollups(points, buckets=None):
+    """{(measurement, bucket start, sorted tag items): {alias: value}} over execd_emulator
+    Points; every documented alias of a measurement is in every row (its raw field is in every
+    point of the measurement)."""
+    groups = {}
+    for p in points:
+        if p.measurement not in ROLLUPS:
+            continue
+        bucket = p.timestamp // BUCKET_NS * BUCKET_NS
+        if buckets is not None and bucket not in buckets:
+            continue
+        group = groups.setdefault((p.measurement, bucket, tuple(sorted(p.tags.items()))), {})
+        for name, value in p.fields.items():
+            group.setdefault(name, []).append((p.timestamp, value))
+    return {key: {alias: reduce(function, sorted(fields[source]))
+                  for alias, (function, source) in ROLLUPS[key[0]].items()}
+            for key, fields in groups.items()}
+
+
+def stored_rollups(influx, database, rp, measurements=ROLLUPS):
+    """What a policy holds, keyed like expected_rollups()."""
+    stored = {}
+    for measurement in measurements:
+        document = influx.query_raw(database, f'SELECT * FROM "{rp}"."{measurement}" GROUP BY *')
+        for series in document["results"][0].get("series", []):
+            tags = tuple(sorted((k, v) for k, v in series.get("tags", {}).items() if v != ""))
+            for values in series["values"]:
+                row = dict(zip(series["columns"], values))
+                bucket = row.pop("time")
+                stored[(measurement, bucket, tags)] = {k: v for k, v in row.items() if v is not None}
+    return stored
+
+
+def stored_types(influx, database, rp):
+    """{(measurement, field): InfluxDB's type} of a policy."""
+    document = influx.query_raw(database, f'SHOW FIELD KEYS FROM "{rp}"./.*/')
+    return {(series["name"], key): kind for series in document["results"][0].get("series", [])
+            for key, kind in series["values"]}
+
+
+def expected_types(points):
+    """{(measurement, alias): type} from the documented functions and the raw fields' types."""
+    raw = {(p.measurement, name): kind for p in points for name, kind in p.field_types.items()}
+    return {(measurement, alias): stored_type(function, raw[(measurement, source)])
+            for measurement, aliases in ROLLUPS.items() for alias, (function, source) in aliases.items()
+            if (measurement, source) in raw}
+
+
+def apply_file(influx, path):
+    """The documented command: curl -sS -XPOST http://HOST:8086/query --data-urlencode q@FILE.
+    Returns (curl's exit code, the decoded answer)."""
+    run = subprocess.run(["curl", "-sS", "-XPOST", influx.url + "/query", "--data-urlencode", "q@" + path],
+                         capture_output=True, text=True, timeout=60)
+    return run.returncode, json.loads(run.stdout) if run.returncode == 0 else run.stderr
+
+
+def statement_errors(answer):
+    return [r.get("error") for r in answer["results"] if "error" in r]
