@@ -26,6 +26,9 @@ TCPCONNS_NAMES = {state: state.upper() for state in STATES}
 TCPCONNS_NAMES["close"] = "CLOSED"
 # How long a daemon gets to produce what a test waits for (reads happen every second).
 DAEMON_TIMEOUT = 20
+# plugins/collectd/README.md: the CLOSE_WAIT alert (Hits 3) fires after 5 consecutive reads
+# above 10.
+CLOSE_WAIT_READS = 5
 
 
 def require_collectd():
@@ -136,6 +139,56 @@ PluginDir "{os.path.dirname(binary("plugins/collectd/tcpstates.so"))}"
 
     def assert_running(self, test):
         test.assertIsNone(self.process.poll(), f"collectd exited:\n{self.log()}")
+
+
+def csv_series(daemon, type_instance, plugin_instance="all", type_="tcp_connections", times=False):
+    """Every value the csv writer stored for one series, oldest first; with times, as
+    (time as the csv file prints it, value)."""
+    pattern = os.path.join(daemon.csv_dir, HOSTNAME, f"tcpstates-{plugin_instance}", f"{type_}-{type_instance}-*")
+    series = []
+    for path in sorted(glob.glob(pattern)):
+        with open(path) as f:
+            for line in f.read().split("\n")[:-1]:
+                if not line.startswith("epoch"):
+                    time, value = line.split(",")
+                    series.append((time, float(value)))
+    return series if times else [value for _, value in series]
+
+
+class Notifications:
+    """Every notification the daemon sends, as collectd's exec plugin hands it to a program (as
+    nobody: exec refuses root): a file each, headers then the message. `Time` is the time of the
+    value the notification is about, printed as the csv writer prints it."""
+
+    def __init__(self, directory):
+        os.chmod(directory, 0o755)
+        self.directory = os.path.join(directory, "notifications")
+        os.mkdir(self.directory)
+        os.chmod(self.directory, 0o777)
+        self.program = os.path.join(directory, "notify")
+        with open(self.program, "w") as f:
+            f.write(f'#!/bin/sh\nexec cat > "$(mktemp -p {self.directory})"\n')
+        os.chmod(self.program, 0o755)
+
+    def config(self):
+        return f'LoadPlugin exec\n<Plugin exec>\n  NotificationExec "nobody" "{self.program}"\n</Plugin>\n'
+
+    def received(self):
+        notifications = []
+        for name in os.listdir(self.directory):
+            with open(os.path.join(self.directory, name)) as f:
+                headers, _, message = f.read().partition("\n\n")
+            if message.endswith("\n"):  # complete
+                notification = dict(line.split(": ", 1) for line in headers.splitlines())
+                notification["Message"] = message.strip()
+                notifications.append(notification)
+        return notifications
+
+    def find(self, severity, type_instance):
+        """The notification of that severity about tcpstates-all/<type_instance>, if any."""
+        found = [n for n in self.received() if n["Severity"] == severity and n.get("Plugin") == "tcpstates"
+                 and n.get("PluginInstance") == "all" and n.get("TypeInstance") == type_instance]
+        return found[0] if found else None
 
 
 def expected_counts(workload, family=None):
@@ -297,23 +350,54 @@ class CollectdPluginTest(unittest.TestCase):
             for message in messages:
                 self.assertIn(message, errors[0])
 
-    def test_shipped_thresholds_fire(self):
-        # 12 CLOSE_WAIT sockets (plus their 12 FIN_WAIT2 peers), above WarningMax 10.
-        workload = self.settled_workload(families="ipv4", close_wait=12)
+    def test_shipped_close_wait_threshold_fires_at_the_fifth_read_above_10(self):
+        workload = self.settled_workload(families="ipv4", listen=1)
+        notifications = Notifications(self.enterContext(TempDir()))
+        daemon = self.daemon(workload, "LoadPlugin tcpstates\n",
+                             stock=f'Include "{SHIPPED_THRESHOLDS}"\n' + notifications.config())
+        # Reads with no CLOSE_WAIT first, then 12 sockets (and their 12 FIN_WAIT2 peers).
+        self.assertTrue(wait_for(lambda: len(csv_series(daemon, "close_wait")) >= 3, DAEMON_TIMEOUT), daemon.log())
+        self.enterContext(Workload(families="ipv4", netns=workload.netns, close_wait=12))
+        warning = wait_for(lambda: notifications.find("WARNING", "close_wait"), DAEMON_TIMEOUT)
+        self.assertIsNotNone(warning, daemon.log())
+        values = self.values_up_to(daemon, "close_wait", warning)
+        self.assertEqual(values[-1], 12.0)
+        streak = 0
+        for value in values:
+            streak = streak + 1 if value > 10 else 0
+        self.assertEqual(streak, CLOSE_WAIT_READS, values)
+        self.assertEqual(len([n for n in notifications.received() if n["Severity"] == "WARNING"]), 1)
+        self.assertIn('"value" is currently 12.000000. That is above the warning threshold of '
+                      "10.000000", warning["Message"])
+
+    def test_shipped_time_wait_threshold_fires_above_5000(self):
+        # TIME_WAIT sockets last 60 s: all of this happens well within that.
+        workload = self.settled_workload(families="ipv4", time_wait=5000)
+        notifications = Notifications(self.enterContext(TempDir()))
+        daemon = self.daemon(workload, "LoadPlugin tcpstates\n",
+                             stock=f'Include "{SHIPPED_THRESHOLDS}"\n' + notifications.config())
+        # 5000 is not above 5000: several reads and no alert.
+        self.assertTrue(wait_for(lambda: csv_series(daemon, "time_wait")[-3:] == [5000.0] * 3, DAEMON_TIMEOUT),
+                        daemon.log())
+        self.assertIsNone(notifications.find("WARNING", "time_wait"))
+        self.enterContext(Workload(families="ipv4", netns=workload.netns, time_wait=2))
+        warning = wait_for(lambda: notifications.find("WARNING", "time_wait"), DAEMON_TIMEOUT)
+        self.assertIsNotNone(warning, daemon.log())
+        values = self.values_up_to(daemon, "time_wait", warning)
+        self.assertEqual(values[-2:], [5000.0, 5002.0])  # at the first read above 5000
+        self.assertEqual(set(values[:-1]), {5000.0})
+        self.assertIn('"value" is currently 5002.000000. That is above the warning threshold of '
+                      "5000.000000", warning["Message"])
+
+    def test_shipped_listen_change_threshold_fires_when_a_listener_closes(self):
+        workload = self.settled_workload(families="ipv4", listen=1)
         listener = self.enterContext(Workload(families="ipv4", netns=workload.netns, listen=1))
         stock = f'Include "{SHIPPED_THRESHOLDS}"\n'
         daemon = self.daemon(workload, "LoadPlugin tcpstates\n", stock=stock)
-
-        close_wait = ("severity = WARNING, host = tcpstates-test, plugin = tcpstates, "
-                      "plugin_instance = all, type = tcp_connections, type_instance = close_wait")
-        self.assertTrue(daemon.wait_for_log(close_wait), daemon.log())
-        self.assertIn('"value" is currently 12.000000. That is above the warning threshold of '
-                      "10.000000", daemon.log())
-
         listen_drop = ("severity = WARNING, host = tcpstates-test, plugin = tcpstates, "
                        "plugin_instance = all, type = gauge, type_instance = listen_change")
         # Several reads with the listener up: no drop alert yet.
-        self.assertTrue(wait_for(lambda: daemon.latest("listen_change", type_="gauge") is not None,
+        self.assertTrue(wait_for(lambda: len(csv_series(daemon, "listen_change", type_="gauge")) >= 3,
                                  DAEMON_TIMEOUT))
         self.assertNotIn(listen_drop, daemon.log())
         listener.__exit__(None, None, None)  # closes the listening socket
@@ -321,6 +405,14 @@ class CollectdPluginTest(unittest.TestCase):
         self.assertIn('"value" is currently -1.000000. That is below the warning threshold of '
                       "-0.500000", daemon.log())
         daemon.assert_running(self)
+
+    def values_up_to(self, daemon, type_instance, notification):
+        """The series' values up to the one the notification is about (same time, to the ms)."""
+        self.assertTrue(wait_for(lambda: notification["Time"] in dict(csv_series(daemon, type_instance, times=True)),
+                                 DAEMON_TIMEOUT))
+        series = csv_series(daemon, type_instance, times=True)
+        at = [time for time, _ in series].index(notification["Time"])
+        return [value for _, value in series[:at + 1]]
 
 
 class _NoNamespace:
