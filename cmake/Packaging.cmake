@@ -8,7 +8,8 @@
 #                         /usr/share/tcpstates/{grafana,influxdb}/, man pages, docs
 #     tcpstates-collectd  /usr/lib/collectd/tcpstates.so,
 #                         /etc/collectd/collectd.conf.d/tcpstates.conf (conffile), man page,
-#                         docs; Depends: collectd-core
+#                         docs; Depends: collectd-core of the headers' major version,
+#                         Recommends: collectd (see below)
 # Files under /etc are absolute (where collectd and Telegraf look), the rest follows the prefix.
 # Every install() rule names one of the two components, which are the two packages.
 
@@ -56,7 +57,8 @@ tcpstates_gzip(tcpstates_package_docs ${TCPSTATES_GENERATED_DOC_DIR}/changelog
 # Man pages of the command-line programs, generated from their --help text at build time.
 set(man_dir ${PROJECT_BINARY_DIR}/generated/man)
 foreach(program tcpstates tcpstates-execd)
-  set(see_also "tcpstates(1),tcpstates-execd(1),collectd-tcpstates(5),telegraf(1)")
+  # Only pages that exist: Telegraf ships no man page.
+  set(see_also "tcpstates(1),tcpstates-execd(1),collectd-tcpstates(5)")
   string(REPLACE "${program}(1)," "" see_also "${see_also}")
   add_custom_command(OUTPUT ${man_dir}/${program}.1
     COMMAND ${CMAKE_COMMAND} -DPROGRAM=$<TARGET_FILE:${program}> -DNAME=${program} -DSECTION=1
@@ -70,12 +72,13 @@ foreach(program tcpstates tcpstates-execd)
 endforeach()
 
 # The Telegraf snippet names the program by its installed path: ${prefix}/bin, which is only
-# known at install time (cpack installs with its own prefix, /usr).
+# known at install time (cpack installs with its own prefix, /usr). Every mention is
+# rewritten, the commented setcap and command lines too.
 install(CODE "
   set(snippet \"\$ENV{DESTDIR}${TCPSTATES_TELEGRAF_CONF_DIR}/tcpstates.conf\")
   file(READ \"\${snippet}\" text)
-  string(REPLACE \"\\\"/usr/local/bin/tcpstates-execd\\\"\"
-                 \"\\\"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}/tcpstates-execd\\\"\" text \"\${text}\")
+  string(REPLACE \"/usr/local/bin/tcpstates-execd\"
+                 \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}/tcpstates-execd\" text \"\${text}\")
   file(WRITE \"\${snippet}\" \"\${text}\")
   " COMPONENT tcpstates)
 
@@ -193,7 +196,24 @@ This package holds the collectd read plugin tcpstates.so, dispatching
 tcp_connections values named like the tcpconns plugin's, and its
 configuration in /etc/collectd/collectd.conf.d, which Debian's collectd.conf
 includes.")
-set(CPACK_DEBIAN_COLLECTD_PACKAGE_DEPENDS "collectd-core")
+# The plugin is built against collectd's headers: their struct layouts and calls are its ABI.
+# Lower bound: the headers' version, the one it is built and tested with; upper: collectd 6
+# replaces the plugin API (<< 6~, so that 6.0~rc1 counts as 6 too).
+# collectd-core alone never starts: it ships no /etc/collectd/collectd.conf (collectd.service
+# has ConditionPathExists on it, and the Include of collectd.conf.d/ that loads our snippet is
+# in that file), which the "collectd" package provides. Recommends, not Depends, so that an
+# operator's own collectd.conf (configuration management) can stand in for it.
+if(TCPSTATES_COLLECTD_PLUGIN)
+  file(STRINGS ${COLLECTD_INCLUDE_DIR}/collectd/core/config.h collectd_version_line
+       REGEX "^#define PACKAGE_VERSION \"[0-9]+\\.[0-9]+")
+  if(NOT collectd_version_line MATCHES "\"([0-9]+)\\.([0-9]+)")
+    message(FATAL_ERROR "no PACKAGE_VERSION in ${COLLECTD_INCLUDE_DIR}/collectd/core/config.h")
+  endif()
+  math(EXPR collectd_next_major "${CMAKE_MATCH_1} + 1")
+  set(CPACK_DEBIAN_COLLECTD_PACKAGE_DEPENDS
+      "collectd-core (>= ${CMAKE_MATCH_1}.${CMAKE_MATCH_2}), collectd-core (<< ${collectd_next_major}~)")
+endif()
+set(CPACK_DEBIAN_COLLECTD_PACKAGE_RECOMMENDS "collectd")
 set(CPACK_DEBIAN_COLLECTD_PACKAGE_CONTROL_EXTRA
     ${PROJECT_BINARY_DIR}/packaging/tcpstates-collectd/conffiles)
 

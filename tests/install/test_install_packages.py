@@ -1,14 +1,18 @@
 """The .debs as an operator uses them: build (cpack), `apt-get install`, run, purge.
 
-Installs tcpstates, tcpstates-collectd and Debian's `collectd` (stock collectd.conf) plus
-`rrdtool`, then:
+Installs tcpstates and tcpstates-collectd on a machine that gets only what they declare: their
+Depends, and the packages they Recommend (collectd, for its stock collectd.conf), read from
+the .debs, without those packages' own recommendations. Then:
   - runs lintian on the .debs (when installed): no tag but those the overrides justify;
-  - checks versions, dependencies, conffiles and the installed paths;
-  - runs Debian's collectd with its stock /etc/collectd/collectd.conf, inside a network
-    namespace holding a known socket population, and reads the values back from the RRD
-    files the stock rrdtool plugin writes (`rrdtool lastupdate`): exact counts prove the
-    conf.d snippet loaded the plugin and its values were dispatched; the plugin's version
-    line is read from syslog (a socket of ours at /dev/log);
+  - checks versions, dependencies (collectd-core bounded by the headers' version and collectd
+    6, Recommends collectd, which apt's default run would install), conffiles, the installed
+    paths, and that every man page's SEE ALSO names a page that is installed;
+  - checks what collectd.service needs to start (its ConditionPathExists paths exist, its
+    ExecStartPre succeeds), then runs Debian's collectd with its stock
+    /etc/collectd/collectd.conf, inside a network namespace holding a known socket
+    population, and reads the values back from the RRD files the stock rrdtool plugin writes:
+    exact counts prove the conf.d snippet loaded the plugin and its values were dispatched;
+    the plugin's version line is read from syslog (a socket of ours at /dev/log);
   - runs /usr/bin/tcpstates-execd --once as `nobody` in the same namespace;
   - purges what it installed and checks that nothing of the packages, and nothing new under
     /etc, /usr or /var/lib/collectd, is left.
@@ -18,9 +22,11 @@ Needs root, apt-get with package lists, and the build's tests (the socket worklo
 
 import glob
 import os
+import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -30,11 +36,11 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from harness import STATES, Workload, wait_for  # noqa: E402
+from test_cmake_install import see_also  # noqa: E402
 
 VERSION = os.environ.get("TCPSTATES_VERSION", "")
 CPACK_CONFIG = os.environ.get("TCPSTATES_CPACK_CONFIG", "")
 OURS = ["tcpstates", "tcpstates-collectd"]
-EXTRA = ["collectd", "rrdtool"]  # the stock config, and a reader for its RRD files
 SNAPSHOT_ROOTS = ["/etc", "/usr", "/var/lib/collectd"]
 RRD_ROOT = "/var/lib/collectd/rrd"
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -56,6 +62,31 @@ def installed_packages():
 def package_states(names):
     out = run(["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Abbrev}\n"] + names).stdout
     return {line.split("\t")[0]: line.split("\t")[1].strip() for line in out.splitlines()}
+
+
+def rrd_last_value(path):
+    """The last value fed to a one-source RRD file (what `rrdtool lastupdate` prints), None
+    before the first update. rrd_format.h's layout on LP64 (x86_64, arm64): stat_head_t 128
+    bytes (ds_cnt, rra_cnt at 24 and 32), ds_def_t and rra_def_t 120 each, live_head_t 16
+    (format 0003 and later), then pdp_prep_t whose first 30 bytes hold the last value as text."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"RRD\0" or struct.unpack_from("<d", data, 16)[0] != 8.642135e130:
+        raise ValueError(f"{path}: not an RRD file of this machine's layout")
+    ds_count, rra_count = struct.unpack_from("<QQ", data, 24)
+    live_head = 128 + 120 * (ds_count + rra_count)
+    last = data[live_head + 16:live_head + 16 + 30].split(b"\0")[0]
+    return None if last in (b"", b"U") else float(last)
+
+
+def deb_field(deb, field):
+    return run(["dpkg-deb", "-f", deb, field]).stdout.strip()
+
+
+def upstream_version(package):
+    """"5.12" from the installed package's "5.12.0-14"."""
+    version = run(["dpkg-query", "-W", "-f", "${Version}", package]).stdout
+    return ".".join(re.match(r"(?:\d+:)?(\d+)\.(\d+)", version).groups())
 
 
 def snapshot():
@@ -167,22 +198,23 @@ class InstallPackagesTest(unittest.TestCase):
         return [found[0] for found in debs.values()]
 
     def install(self, debs):
+        """apt-get install of the .debs and what they recommend (apt's default pulls those in),
+        but not what the recommended packages recommend in turn (collectd's sixty libraries)."""
         policy = "/usr/sbin/policy-rc.d"
         if not os.path.exists(policy):  # collectd's postinst would start the service
             with open(policy, "w") as out:
                 out.write("#!/bin/sh\nexit 101\n")
             os.chmod(policy, 0o755)
             self.addCleanup(os.unlink, policy)
-        result = run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + debs + EXTRA,
+        recommended = [name.split()[0] for deb in debs for name in deb_field(deb, "Recommends").split(",") if name]
+        self.assertEqual(recommended, ["collectd"])
+        # What apt's default (recommends on) would do here: install collectd with the plugin.
+        plan = run(["apt-get", "install", "-s", "-q"] + debs, env=APT_ENV).stdout
+        if "collectd" not in self.before:
+            self.assertRegex(plan, r"(?m)^Inst collectd ")
+        result = run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + debs + recommended,
                      env=APT_ENV)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-
-    def rrd_value(self, rrd):
-        result = run(["rrdtool", "lastupdate", rrd])
-        if result.returncode != 0:
-            return None
-        # "<blank>value\n\n<time>: <value>"
-        return float(result.stdout.strip().splitlines()[-1].split(":")[1])
 
     # ---- the test ---------------------------------------------------------------------------
 
@@ -207,7 +239,11 @@ class InstallPackagesTest(unittest.TestCase):
         self.assertEqual("libabsl20220623" in info["tcpstates"][1], programs_load_abseil,
                          info["tcpstates"][1])
         self.assertIn("libabsl20220623", info["tcpstates-collectd"][1])
-        self.assertIn("collectd-core", info["tcpstates-collectd"][1])
+        # The collectd ABI the plugin was built against: the headers' (collectd-dev's) version up
+        # to collectd 6, which replaces the plugin API.
+        headers = upstream_version("collectd-dev")
+        self.assertIn(f"collectd-core (>= {headers}), collectd-core (<< {int(headers.split('.')[0]) + 1}~)",
+                      info["tcpstates-collectd"][1])
         self.assertIn("/etc/telegraf/telegraf.d/tcpstates.conf", info["tcpstates"][2])
         self.assertIn("/etc/collectd/collectd.conf.d/tcpstates.conf", info["tcpstates-collectd"][2])
         listed = {p: set(run(["dpkg", "-L", p]).stdout.split()) for p in OURS}
@@ -226,9 +262,31 @@ class InstallPackagesTest(unittest.TestCase):
             self.assertIn(path, listed["tcpstates-collectd"])
             self.assertTrue(os.path.exists(path), path)
         with open("/etc/telegraf/telegraf.d/tcpstates.conf") as snippet:
-            self.assertIn('command = ["/usr/bin/tcpstates-execd"', snippet.read())
+            text = snippet.read()
+        self.assertIn('command = ["/usr/bin/tcpstates-execd"', text)
+        self.assertNotIn("/usr/local/", text)  # the setcap and commented command lines too
+        # Every page named in SEE ALSO is installed (ours, collectd's, iproute2's).
+        pages = [p for p in set().union(*listed.values()) if p.startswith("/usr/share/man/") and p.endswith(".gz")]
+        self.assertEqual(len(pages), 3)
+        for page in pages:
+            for name, section in see_also(page):
+                self.assertTrue(os.path.exists(f"/usr/share/man/man{section}/{name}.{section}.gz"),
+                                f"{page}: SEE ALSO {name}({section}) is not installed")
         for program in ["tcpstates", "tcpstates-execd"]:
             self.assertEqual(run([f"/usr/bin/{program}", "--version"]).stdout, f"{program} {VERSION}\n")
+
+        # What collectd.service needs to start: the files its conditions name (collectd.conf,
+        # which collectd-core does not ship), and its ExecStartPre passing.
+        with open("/lib/systemd/system/collectd.service") as unit:
+            service = dict(re.findall(r"(?m)^(\w+)=(.*)$", unit.read()))
+        self.assertEqual(service["ConditionPathExists"], "/etc/collectd/collectd.conf")
+        self.assertTrue(os.path.exists(service["ConditionPathExists"]))
+        with open("/etc/collectd/collectd.conf") as conf:
+            self.assertRegex(conf.read(), r'(?m)^<Include "/etc/collectd/collectd.conf.d">$')
+        syslog = SyslogCapture(self.tmp)
+        self.addCleanup(syslog.close)
+        check = run(syslog.wrap(service["ExecStartPre"].split()))
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
         with Workload(**WORKLOAD) as workload:
             self.assertEqual(workload.settle(), workload.expected)
@@ -236,8 +294,6 @@ class InstallPackagesTest(unittest.TestCase):
             expected["total"] = workload.connections()
 
             # Debian's collectd, its stock collectd.conf, in the workload's namespace.
-            syslog = SyslogCapture(self.tmp)
-            self.addCleanup(syslog.close)
             collectd = subprocess.Popen(
                 syslog.wrap(workload.nsenter(["/usr/sbin/collectd", "-f", "-C",
                                               "/etc/collectd/collectd.conf"])),
@@ -259,8 +315,10 @@ class InstallPackagesTest(unittest.TestCase):
                 dirs = glob.glob(os.path.join(RRD_ROOT, "*", "tcpstates-all"))
                 if len(dirs) != 1:
                     return None
-                values = {s: self.rrd_value(os.path.join(dirs[0], f"tcp_connections-{s}.rrd"))
-                          for s in expected}
+                files = {s: os.path.join(dirs[0], f"tcp_connections-{s}.rrd") for s in expected}
+                if not all(os.path.exists(f) for f in files.values()):
+                    return None
+                values = {s: rrd_last_value(f) for s, f in files.items()}
                 return values if None not in values.values() else None
             values = wait_for(read_back, timeout=60, interval=0.5)
             log = syslog.text()
