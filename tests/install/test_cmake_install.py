@@ -9,6 +9,7 @@ import re
 import stat
 import subprocess
 import tempfile
+import tomllib
 import unittest
 
 BUILD_DIR = os.environ.get("TCPSTATES_BUILD_DIR", "")
@@ -74,7 +75,10 @@ class CmakeInstallTest(unittest.TestCase):
 
             with open(os.path.join(destdir, "etc/telegraf/telegraf.d/tcpstates.conf")) as f:
                 snippet = f.read()
-            self.assertIn('command = ["/usr/bin/tcpstates-execd"', snippet)
+            # Still TOML Telegraf reads, now running the installed program (the snippet's own
+            # checks: tests/integration/test_conf_rollups.py).
+            execd = tomllib.loads(snippet)["inputs"]["execd"]
+            self.assertEqual([e["command"][0] for e in execd], ["/usr/bin/tcpstates-execd"])
             # Every mention names the installed program: the setcap line too.
             self.assertEqual(set(re.findall(r"/[\w/.-]*tcpstates-execd", snippet)), {"/usr/bin/tcpstates-execd"})
             for page in [p for p in installed if p.startswith("usr/share/man/")]:
