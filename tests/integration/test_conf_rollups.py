@@ -21,7 +21,6 @@ hour to end.
 """
 
 import os
-import re
 import time
 import tomllib
 import unittest
@@ -68,6 +67,10 @@ class RollupsTestCase(unittest.TestCase):
         self.influx = influxdb.InfluxDB().start()
         self.addCleanup(self.influx.stop)
 
+    def query(self, statement):
+        status, body = self.influx._request("POST", "/query", {"q": statement})
+        self.assertEqual(status, 200, body)
+
     def write(self, lines, rp=None):
         """POST /write as Telegraf's influxdb output does: rp only when it is configured."""
         params = {"db": DB, "precision": "ns"}
@@ -85,9 +88,11 @@ class RollupsTestCase(unittest.TestCase):
         """Waits for the continuous queries to write exactly the documented rollups of `points`."""
         expected = rollups.expected_rollups(points)
         self.assertTrue(expected)
-        stored = harness.wait_for(lambda: (lambda rows: rows if rows == expected else None)(
-            rollups.stored_rollups(self.influx, DB, "tcpstates_15m")), timeout=20, interval=0.5)
-        if stored is None:
+
+        def stored():
+            rows = rollups.stored_rollups(self.influx, DB, "tcpstates_15m")
+            return rows if rows == expected else None
+        if harness.wait_for(stored, timeout=20, interval=0.5) is None:
             self.assertEqual(rollups.stored_rollups(self.influx, DB, "tcpstates_15m"), expected,
                              self.influx.log_text()[-2000:])
         return expected
@@ -143,17 +148,13 @@ class ShippedSnippetTest(RollupsTestCase):
             text = line(p.measurement, {**p.tags, **tags, "host": "web-1"}, p.fields, p.timestamp - BUCKET_NS)
             lines.append(text)
             points.append(execd_emulator.parse_line(text.encode()))
-        self.q(f'CREATE DATABASE "{DB}"')  # Telegraf's output does, at start
+        self.query(f'CREATE DATABASE "{DB}"')  # Telegraf's output does, at start
         self.write(lines)
         self.apply_iql()
         expected = self.assert_rolled_up(points)
         self.assertEqual({k[0] for k in expected}, {"tcpstates", "tcpstates_close_wait_summary", "tcpstates_listen"})
         samples = [row["samples"] for key, row in expected.items() if key[0] == "tcpstates"]
         self.assertEqual(sum(samples), 3)
-
-    def q(self, query):
-        status, body = self.influx._request("POST", "/query", {"q": query})
-        self.assertEqual(status, 200, body)
 
 
 class DocumentedRollupsTest(RollupsTestCase):
