@@ -12,15 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "bench/bench_util.h"
 #include "common/collection/collector.h"
-#include "common/diagnosis/diagnosis.h"
+#include "common/command_line/command_line.h"
 
-ABSL_FLAG(std::string, netns, "", "Network namespace to measure (a /proc/PID/ns/net path).");
-ABSL_FLAG(int, collections, 20, "Collections per mode (after one warm-up).");
-ABSL_FLAG(bool, diagnose, false, "Run the Diagnoser along, as the CLI does by default.");
 
 namespace {
 
@@ -33,49 +28,56 @@ double Median(std::vector<double> values) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  if (!tcpstates::bench::EnterNetns(absl::GetFlag(FLAGS_netns))) {
+  std::string netns;
+  int collections = 20;
+  bool diagnose = false;
+  tcpstates::command_line::Flags flags({.name = "tcpstates-collect-cost",
+                                        .summary = "times the core's collections in each counting",
+                                        .synopsis = "[--netns=PATH] [--collections=N] [--diagnose]"});
+  flags.String("netns", &netns, "PATH", "Network namespace to measure (a /proc/PID/ns/net path).")
+      .Int("collections", &collections, 1, 1000000, "Collections per mode (after one warm-up).")
+      .Bool("diagnose", &diagnose, "Run the diagnosis along, as the CLI does by default.");
+  if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
+  if (!tcpstates::bench::EnterNetns(netns)) {
     std::perror("setns");
     return 1;
   }
-  for (tcpstates::Counting counting :
-       {tcpstates::Counting::kFullDump, tcpstates::Counting::kKernelCounters}) {
+  for (tcpstates::CountingChoice counting :
+       {tcpstates::CountingChoice::kFull, tcpstates::CountingChoice::kCounters}) {
     const double create_wall = tcpstates::bench::MonotonicSeconds();
     const double create_cpu = tcpstates::bench::CpuSeconds();
-    absl::StatusOr<tcpstates::Collector> collector =
-        tcpstates::Collector::Create({.counting = counting});
+    tcpstates::CollectionRequest request{.counting = counting};
+    if (diagnose) {
+      request.diagnosis.emplace();
+      // Port pressure needs every socket, which counters never show.
+      request.diagnosis->port_pressure = counting == tcpstates::CountingChoice::kFull;
+    }
+    absl::StatusOr<tcpstates::Collector> collector = tcpstates::Collector::Create(request);
     if (!collector.ok()) {
       std::fprintf(stderr, "%s\n", collector.status().ToString().c_str());
       return 1;
     }
     const double create_wall_s = tcpstates::bench::MonotonicSeconds() - create_wall;
     const double create_cpu_s = tcpstates::bench::CpuSeconds() - create_cpu;
-    tcpstates::DiagnosisOptions options;
-    options.port_pressure = collector->counting() == tcpstates::Counting::kFullDump;
-    tcpstates::Diagnoser diagnoser(options);
     std::vector<double> wall, cpu;
     uint64_t sockets = 0;
-    for (int i = 0; i <= absl::GetFlag(FLAGS_collections); ++i) {
+    for (int i = 0; i <= collections; ++i) {
       const double w = tcpstates::bench::MonotonicSeconds();
       const double c = tcpstates::bench::CpuSeconds();
-      absl::StatusOr<tcpstates::Snapshot> snapshot =
-          absl::GetFlag(FLAGS_diagnose)
-              ? collector->Collect([&](const tcpstates::SocketRecord& r) { diagnoser.Observe(r); })
-              : collector->Collect();
-      if (absl::GetFlag(FLAGS_diagnose)) diagnoser.Finish();
-      if (!snapshot.ok()) {
-        std::fprintf(stderr, "%s\n", snapshot.status().ToString().c_str());
+      absl::StatusOr<tcpstates::Collection> collection = collector->Collect();
+      if (!collection.ok()) {
+        std::fprintf(stderr, "%s\n", collection.status().ToString().c_str());
         return 1;
       }
       if (i == 0) continue;  // warm-up: buffers grow, pages fault in
       wall.push_back(tcpstates::bench::MonotonicSeconds() - w);
       cpu.push_back(tcpstates::bench::CpuSeconds() - c);
-      sockets = snapshot->connections();
+      sockets = collection->snapshot.connections();
     }
     std::printf(
         "requested=%s used=%s sockets=%llu create_wall_s=%.6f create_cpu_s=%.6f "
         "collect_wall_s=%.6f collect_cpu_s=%.6f detail=\"%s\"\n",
-        counting == tcpstates::Counting::kFullDump ? "full" : "counters",
+        std::string(tcpstates::CountingChoiceName(counting)).c_str(),
         collector->counting() == tcpstates::Counting::kFullDump ? "full" : "counters",
         static_cast<unsigned long long>(sockets), create_wall_s, create_cpu_s, Median(wall),
         Median(cpu), collector->source_detail().c_str());

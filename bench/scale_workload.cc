@@ -47,25 +47,26 @@
 #include <string>
 #include <vector>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/program_usage.h"
+#include "common/command_line/command_line.h"
 #include "common/model/snapshot.h"
 #include "tests/workload/socket_workload.h"
 
-ABSL_FLAG(int64_t, sockets, 100000, "Total sockets to build (TIME_WAIT included).");
-ABSL_FLAG(int, established_pct, 60, "Percent of --sockets that are ESTABLISHED (in pairs).");
-ABSL_FLAG(int, close_wait_pct, 20,
-          "Percent of --sockets in CLOSE_WAIT/FIN_WAIT2 pairs (half CLOSE_WAIT, half FIN_WAIT2).");
-ABSL_FLAG(int, time_wait_pct, 10, "Percent of --sockets in TIME_WAIT, kept topped up.");
-ABSL_FLAG(int, listen_pct, 10, "Percent of --sockets that are LISTEN.");
-ABSL_FLAG(int, ipv6_pct, 50, "Percent of each kind built as IPv6.");
-ABSL_FLAG(int, workers, 0, "Worker processes (0: as many as the fd hard limit needs, >= 2).");
-ABSL_FLAG(bool, keep_time_wait, true, "Rebuild TIME_WAIT sockets as they expire.");
-ABSL_FLAG(int, churn, 0, "Connections opened (and closed ~1 s later) per second, in addition.");
+// The command line (see DefineFlags).
+struct Options {
+  int sockets = 100000;
+  int established_pct = 60;
+  int close_wait_pct = 20;
+  int time_wait_pct = 10;
+  int listen_pct = 10;
+  int ipv6_pct = 50;
+  int workers = 0;
+  bool keep_time_wait = true;
+  int churn = 0;
+};
+Options g;
 
 namespace {
 
@@ -239,14 +240,14 @@ struct Plan {
 
 Plan MakePlan(int64_t sockets) {
   auto split = [&](int64_t n, int64_t out[2]) {
-    out[1] = n * absl::GetFlag(FLAGS_ipv6_pct) / 100;
+    out[1] = n * g.ipv6_pct / 100;
     out[0] = n - out[1];
   };
   Plan plan;
-  split(sockets * absl::GetFlag(FLAGS_listen_pct) / 100, plan.listen);
-  split(sockets * absl::GetFlag(FLAGS_established_pct) / 200, plan.established_pairs);
-  split(sockets * absl::GetFlag(FLAGS_close_wait_pct) / 200, plan.close_wait_pairs);
-  split(sockets * absl::GetFlag(FLAGS_time_wait_pct) / 100, plan.time_wait);
+  split(sockets * g.listen_pct / 100, plan.listen);
+  split(sockets * g.established_pct / 200, plan.established_pairs);
+  split(sockets * g.close_wait_pct / 200, plan.close_wait_pairs);
+  split(sockets * g.time_wait_pct / 100, plan.time_wait);
   return plan;
 }
 
@@ -374,14 +375,29 @@ void SetUpNamespace(int64_t time_wait) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  tcpstates::SetUpProgramUsage("tcpstates-scale-workload",
-                               "holds a large TCP socket population for benchmarks", "bench/");
-  absl::ParseCommandLine(argc, argv);
+  tcpstates::command_line::Flags flags({.name = "tcpstates-scale-workload",
+                                        .summary = "holds a large TCP socket population for benchmarks",
+                                        .synopsis = "[--sockets=N] [FLAG]..."});
+  flags.Int("sockets", &g.sockets, 1, 20000000, "Total sockets to build (TIME_WAIT included).")
+      .Int("established_pct", &g.established_pct, 0, 100,
+           "Percent of --sockets that are ESTABLISHED (in pairs).")
+      .Int("close_wait_pct", &g.close_wait_pct, 0, 100,
+           "Percent of --sockets in CLOSE_WAIT/FIN_WAIT2 pairs (half CLOSE_WAIT, half FIN_WAIT2).")
+      .Int("time_wait_pct", &g.time_wait_pct, 0, 100,
+           "Percent of --sockets in TIME_WAIT, kept topped up.")
+      .Int("listen_pct", &g.listen_pct, 0, 100, "Percent of --sockets that are LISTEN.")
+      .Int("ipv6_pct", &g.ipv6_pct, 0, 100, "Percent of each kind built as IPv6.")
+      .Int("workers", &g.workers, 0, 250,
+           "Worker processes (0: as many as the fd hard limit needs, >= 2).")
+      .Bool("keep_time_wait", &g.keep_time_wait, "Rebuild TIME_WAIT sockets as they expire.")
+      .Int("churn", &g.churn, 0, 1000000,
+           "Connections opened (and closed ~1 s later) per second, in addition.");
+  if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) return 1;
   signal(SIGPIPE, SIG_IGN);
 
-  const Plan plan = MakePlan(absl::GetFlag(FLAGS_sockets));
+  const Plan plan = MakePlan(g.sockets);
   const int64_t time_wait_target = plan.time_wait[0] + plan.time_wait[1];
   SetUpNamespace(time_wait_target);
   tcpstates::workload::RaiseFileLimit();
@@ -393,7 +409,7 @@ int main(int argc, char** argv) {
     fds += plan.listen[f] + 2 * plan.established_pairs[f] + 2 * plan.close_wait_pairs[f];
   }
   const int workers =
-      std::max<int>(absl::GetFlag(FLAGS_workers) > 0 ? absl::GetFlag(FLAGS_workers) : 2,
+      std::max<int>(g.workers > 0 ? g.workers : 2,
                     static_cast<int>((fds + budget - 1) / budget));
   if (workers > 250) {
     std::fprintf(stderr, "tcpstates-scale-workload: %d workers needed, at most 250\n", workers);
@@ -434,11 +450,11 @@ int main(int argc, char** argv) {
     helpers += n;
   }
   const double built = Now() - start;
-  if (absl::GetFlag(FLAGS_churn) > 0) {
+  if (g.churn > 0) {
     pid_t pid = fork();
     if (pid == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
-      RunChurn(workers, absl::GetFlag(FLAGS_churn));
+      RunChurn(workers, g.churn);
     }
     children.push_back(pid);
   }
@@ -470,10 +486,10 @@ int main(int argc, char** argv) {
     if (fds_to_poll[1].revents & POLLIN) {
       if (ReadLine(replies[0], &line)) --outstanding;
     }
-    if (outstanding > 0 || !absl::GetFlag(FLAGS_keep_time_wait)) continue;
+    if (outstanding > 0 || !g.keep_time_wait) continue;
     const int64_t deficit = time_wait_target - SockstatTimeWait();
     if (deficit <= std::max<int64_t>(time_wait_target / 200, 8)) continue;
-    const int64_t v6 = deficit * absl::GetFlag(FLAGS_ipv6_pct) / 100;
+    const int64_t v6 = deficit * g.ipv6_pct / 100;
     for (int i = 0; i < workers; ++i) {
       SendLine(commands[i],
                absl::StrCat("tw ", Share(deficit - v6, workers, i), " ", Share(v6, workers, i)));

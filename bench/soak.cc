@@ -8,35 +8,42 @@
 #include <cstdio>
 #include <string>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "bench/bench_util.h"
 #include "common/collection/collector.h"
-#include "common/diagnosis/diagnosis.h"
+#include "common/command_line/command_line.h"
 
-ABSL_FLAG(std::string, netns, "", "Network namespace to collect from (a /proc/PID/ns/net path).");
-ABSL_FLAG(int, collections, 10000, "Collections to make, back to back.");
-ABSL_FLAG(int, every, 1000, "Print a sample every this many collections.");
-ABSL_FLAG(std::string, counting, "full", "full or counters.");
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  if (!tcpstates::bench::EnterNetns(absl::GetFlag(FLAGS_netns))) {
+  std::string netns;
+  int total = 10000;
+  int every = 1000;
+  tcpstates::CountingChoice counting = tcpstates::CountingChoice::kFull;
+  tcpstates::command_line::Flags flags({.name = "tcpstates-soak",
+                                        .summary = "collects back to back, sampling fds and RSS",
+                                        .synopsis = "[--netns=PATH] [--collections=N]"});
+  flags.String("netns", &netns, "PATH", "Network namespace to collect from (/proc/PID/ns/net).")
+      .Int("collections", &total, 1, 100000000, "Collections to make, back to back.")
+      .Int("every", &every, 1, 100000000, "Print a sample every this many collections.")
+      .Custom("counting", "full|counters", "full", "How to count.", [&](absl::string_view text) {
+        absl::StatusOr<tcpstates::CountingChoice> parsed = tcpstates::ParseCountingChoice(text);
+        if (parsed.ok()) counting = *parsed;
+        return parsed.status();
+      });
+  if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
+  if (!tcpstates::bench::EnterNetns(netns)) {
     std::perror("setns");
     return 1;
   }
-  absl::StatusOr<tcpstates::Collector> collector =
-      tcpstates::Collector::Create({.counting = absl::GetFlag(FLAGS_counting) == "counters"
-                                                    ? tcpstates::Counting::kKernelCounters
-                                                    : tcpstates::Counting::kFullDump});
+  tcpstates::CollectionRequest request{.counting = counting};
+  request.diagnosis.emplace();
+  // Port pressure needs every socket, which counters never show.
+  request.diagnosis->port_pressure = counting == tcpstates::CountingChoice::kFull;
+  absl::StatusOr<tcpstates::Collector> collector = tcpstates::Collector::Create(request);
   if (!collector.ok()) {
     std::fprintf(stderr, "%s\n", collector.status().ToString().c_str());
     return 1;
   }
   std::printf("source: %s\n", collector->source_detail().c_str());
-  tcpstates::DiagnosisOptions options;
-  options.port_pressure = collector->counting() == tcpstates::Counting::kFullDump;
-  tcpstates::Diagnoser diagnoser(options);
   const double start = tcpstates::bench::MonotonicSeconds();
   auto sample = [&](int done, const tcpstates::Snapshot* last) {
     std::printf(
@@ -51,16 +58,13 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   };
   sample(0, nullptr);
-  const int total = absl::GetFlag(FLAGS_collections);
   for (int done = 1; done <= total; ++done) {
-    absl::StatusOr<tcpstates::Snapshot> snapshot =
-        collector->Collect([&](const tcpstates::SocketRecord& r) { diagnoser.Observe(r); });
-    if (!snapshot.ok()) {
-      std::fprintf(stderr, "collection %d: %s\n", done, snapshot.status().ToString().c_str());
+    absl::StatusOr<tcpstates::Collection> collection = collector->Collect();
+    if (!collection.ok()) {
+      std::fprintf(stderr, "collection %d: %s\n", done, collection.status().ToString().c_str());
       return 1;
     }
-    tcpstates::Diagnosis diagnosis = diagnoser.Finish();
-    if (done % absl::GetFlag(FLAGS_every) == 0 || done == total) sample(done, &*snapshot);
+    if (done % every == 0 || done == total) sample(done, &collection->snapshot);
   }
   return 0;
 }

@@ -2,14 +2,14 @@
 # Run at build time: cmake -DPROGRAM=<exe> -DNAME=<name> -DSECTION=1 -DVERSION=<v> -DDATE=<d>
 #   -DSEE_ALSO="a(1),b(5)" -DOUTPUT=<file> -P HelpToMan.cmake
 #
-# It reads the layout the programs' usage text has (common/program_usage.cc):
+# It reads the layout the programs' usage text has (common/command_line/command_line.cc):
 #   <name>: <one-line summary, possibly wrapped>
 #   Usage: <synopsis, possibly continued on indented lines>
 #   <description paragraphs; a line "Exit status: ..." becomes EXIT STATUS>
-#     Flags from <source file>:
-#       --flag (description, wrapped on deeper-indented lines); default: value;
-#   Try --helpfull ... (abseil's trailer, dropped)
-# abseil's --help exits 1 by convention: the exit code is ignored, the text is checked.
+#   Flags:
+#     --flag=VALUE
+#           description, wrapped, ending "Default: value."
+#   <a closing paragraph on flag syntax, dropped: the page says it in OPTIONS>
 cmake_minimum_required(VERSION 3.25)
 foreach(var PROGRAM NAME SECTION VERSION DATE OUTPUT)
   if(NOT DEFINED ${var})
@@ -19,8 +19,8 @@ endforeach()
 
 # stdout only: stderr may carry a sanitizer build's reports.
 execute_process(COMMAND ${PROGRAM} --help OUTPUT_VARIABLE help ERROR_VARIABLE help_err
-                RESULT_VARIABLE ignored_exit_code)
-if(NOT help MATCHES "Usage: ")
+                RESULT_VARIABLE exit_code)
+if(NOT exit_code EQUAL 0 OR NOT help MATCHES "Usage: ")
   message(FATAL_ERROR "${PROGRAM} --help printed no usage text:\n${help}${help_err}")
 endif()
 
@@ -51,22 +51,10 @@ set(flag_text "")
 
 macro(flush_flag)
   if(NOT flag STREQUAL "")
-    # "(description); default: value;" -> description, then "Default: value."
-    string(REGEX REPLACE "@SEMI@ *$" "" flag_text "${flag_text}")
-    set(default "")
-    if(flag_text MATCHES "^(.*)@SEMI@ default: (.*)$")
-      set(flag_text "${CMAKE_MATCH_1}")
-      set(default "${CMAKE_MATCH_2}")
-    endif()
-    string(REGEX REPLACE "^\\((.*)\\)$" "\\1" flag_text "${flag_text}")
+    string(STRIP "${flag_text}" flag_text)
     roff_escape(flag_text "${flag_text}")
-    roff_escape(default "${default}")
     roff_escape(flag_name "${flag}")
-    string(APPEND options ".TP\n.B ${flag_name}\n${flag_text}")
-    if(NOT default STREQUAL "")
-      string(APPEND options "\nDefault: ${default}.")
-    endif()
-    string(APPEND options "\n")
+    string(APPEND options ".TP\n.B ${flag_name}\n${flag_text}\n")
     set(flag "")
     set(flag_text "")
   endif()
@@ -89,7 +77,7 @@ foreach(line IN LISTS lines)
       set(description_lines "${line}")
     endif()
   elseif(section STREQUAL "description")
-    if(line MATCHES "^  Flags from ")
+    if(line STREQUAL "Flags:")
       set(section "options")
     elseif(line MATCHES "^Exit status: (.*)$")
       set(exit_status "${CMAKE_MATCH_1}")
@@ -109,19 +97,15 @@ foreach(line IN LISTS lines)
       endif()
     endif()
   elseif(section STREQUAL "options")
-    if(line MATCHES "^    (--[A-Za-z0-9_-]+) (.*)$")
+    if(line MATCHES "^  (--[^ ]+)$")
       set(next_flag "${CMAKE_MATCH_1}")
-      set(next_text "${CMAKE_MATCH_2}")
-      flush_flag()  # its regexes overwrite CMAKE_MATCH_*
-      string(REPLACE "_" "-" flag "${next_flag}")
-      set(flag_text "${next_text}")
-    elseif(line MATCHES "^      +(.*)$")
+      flush_flag()
+      set(flag "${next_flag}")
+    elseif(line MATCHES "^        (.*)$")
       string(APPEND flag_text " ${CMAKE_MATCH_1}")
-    elseif(line MATCHES "^Try --help")
+    elseif(line STREQUAL "")
       flush_flag()
       set(section "trailer")
-    elseif(line MATCHES "^  Flags from ")
-      flush_flag()
     endif()
   endif()
 endforeach()
@@ -149,15 +133,11 @@ ${name_escaped} \\- ${summary}
 ${synopsis}
 .SH DESCRIPTION
 ${description}.SH OPTIONS
-Flags take one or two leading dashes; in flag names, \\- and _ are the same.
-Boolean flags take \\fB\\-\\-no\\fR\\fIflag\\fR to turn them off.
-${options}.TP
-.B \\-\\-help
-Print this usage text (and exit with status 1, abseil's convention).
-.TP
-.B \\-\\-version
-Print \\(lq${name_escaped} ${VERSION}\\(rq and exit.
-")
+Flags take one or two leading dashes and a value after \\(lq=\\(rq or as the next
+argument; in flag names, \\- and _ are the same.
+\\fB\\-\\-[no]\\fR\\fIflag\\fR is a boolean: \\fB\\-\\-no\\fR\\fIflag\\fR turns it off.
+No other flag exists: unknown flags are a usage error (exit status 2).
+${options}")
 if(NOT exit_status STREQUAL "")
   string(APPEND page ".SH \"EXIT STATUS\"\n${exit_status}\n")
 endif()

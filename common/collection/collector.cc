@@ -11,25 +11,22 @@
 
 namespace tcpstates {
 
-absl::StatusOr<SourceKind> ParseSourceKind(absl::string_view text) {
-  const std::string lower = absl::AsciiStrToLower(text);
-  for (SourceKind kind : {SourceKind::kAuto, SourceKind::kNetlink, SourceKind::kProc}) {
-    if (lower == SourceKindName(kind)) return kind;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown source \"", text, "\": expected auto, netlink or proc"));
+Collector::Collector(const CollectionRequest& request)
+    : request_(request),
+      plan_(PlanCounting(request)),
+      source_(request.source),
+      proc_buffer_(new char[kProcBufferSize]) {
+  if (request.diagnosis) diagnoser_.emplace(*request.diagnosis, request.proc);
 }
-
-Collector::Collector(const CollectorOptions& options)
-    : options_(options), source_(options.source), proc_buffer_(new char[kProcBufferSize]) {}
 
 Collector::Collector(Collector&&) noexcept = default;
 Collector& Collector::operator=(Collector&&) noexcept = default;
 Collector::~Collector() = default;
 
-absl::StatusOr<Collector> Collector::Create(const CollectorOptions& options) {
-  Collector collector(options);
-  switch (options.source) {
+absl::StatusOr<Collector> Collector::Create(const CollectionRequest& request) {
+  if (absl::Status status = ValidateRequest(request); !status.ok()) return status;
+  Collector collector(request);
+  switch (request.source) {
     case SourceKind::kProc:
       collector.source_detail_ = "/proc/net/tcp{,6} text tables (requested)";
       return collector;
@@ -39,13 +36,15 @@ absl::StatusOr<Collector> Collector::Create(const CollectorOptions& options) {
       if (table.ok()) {
         collector.netlink_ = std::move(*table);
         collector.source_ = SourceKind::kNetlink;
-        collector.source_detail_ = options.source == SourceKind::kAuto
+        collector.source_detail_ = request.source == SourceKind::kAuto
                                        ? "netlink sock_diag (auto: available)"
                                        : "netlink sock_diag (requested)";
-        if (options.counting == Counting::kKernelCounters) collector.CheckCountersAgree();
+        if (collector.plan_.counting == Counting::kKernelCounters) {
+          collector.CheckCountersAgree();
+        }
         return collector;
       }
-      if (options.source == SourceKind::kNetlink) return table.status();
+      if (request.source == SourceKind::kNetlink) return table.status();
       collector.source_ = SourceKind::kProc;
       collector.source_detail_ = absl::StrCat(
           "/proc/net/tcp{,6} (auto: netlink unavailable: ", table.status().message(), ")");
@@ -116,29 +115,30 @@ absl::Status Collector::CollectWithCounters(Snapshot* snapshot, std::optional<So
   uint64_t orphaned_fin_wait2 = 0;
   absl::Status status = DumpNetlink(kCounterAssistedMask, snapshot, also, &orphaned_fin_wait2);
   if (!status.ok()) return status;
-  absl::StatusOr<TcpCounters> counters = ReadTcpCounters(options_.proc_net_dir);
+  absl::StatusOr<TcpCounters> counters = ReadTcpCounters(request_.proc);
   if (!counters.ok()) return counters.status();
   const DerivedCounts derived = Derive(*counters, identities_, snapshot->Count(TcpState::kCloseWait),
                                        orphaned_fin_wait2);
   snapshot->unsplit[TcpState::kEstablished] = derived.established;
   snapshot->unsplit[TcpState::kTimeWait] = derived.time_wait;
-  snapshot->families_complete = false;
+  snapshot->counting = Counting::kKernelCounters;
   return absl::OkStatus();
 }
 
 void Collector::CheckCountersAgree() {
   // First what the counters include on this kernel, found by watching them move.
-  if (options_.counter_identities) {
-    identities_ = *options_.counter_identities;
+  if (request_.counter_identities) {
+    identities_ = *request_.counter_identities;
   } else {
-    absl::StatusOr<CounterIdentities> probed =
-        ProbeCounterIdentities([this] { return ReadTcpCounters(options_.proc_net_dir); });
+    absl::StatusOr<ProbedIdentities> probed = KernelCounterIdentities(request_.proc);
     if (!probed.ok()) {
       absl::StrAppend(&source_detail_, "; full dumps (kernel counters not used: ",
                       probed.status().message(), ")");
       return;
     }
-    identities_ = *probed;
+    identities_ = probed->identities;
+    probed_where_ = probed->in_private_namespace ? "probed in a private namespace"
+                                                 : "probed in this namespace";
   }
   // Then the formulas against a full dump. The counters are read before and after it: where
   // neither moved (a quiet system), the two ways must agree exactly, so a kernel whose
@@ -150,10 +150,10 @@ void Collector::CheckCountersAgree() {
   for (int attempt = 0; attempt < 4 && !agreed; ++attempt) {
     Snapshot full;
     uint64_t orphaned_fin_wait2 = 0;
-    absl::StatusOr<TcpCounters> before = ReadTcpCounters(options_.proc_net_dir);
+    absl::StatusOr<TcpCounters> before = ReadTcpCounters(request_.proc);
     absl::Status status = before.status();
     if (status.ok()) status = DumpNetlink(kShownStateMask, &full, std::nullopt, &orphaned_fin_wait2);
-    absl::StatusOr<TcpCounters> after = ReadTcpCounters(options_.proc_net_dir);
+    absl::StatusOr<TcpCounters> after = ReadTcpCounters(request_.proc);
     if (status.ok()) status = after.status();
     if (!status.ok()) {
       disagreement = std::string(status.message());
@@ -189,7 +189,8 @@ void Collector::CheckCountersAgree() {
                   identities_.curr_estab_includes_close_wait ? "counts" : "does not count",
                   " CLOSE_WAIT, tw ",
                   identities_.tw_includes_orphaned_fin_wait2 ? "counts" : "does not count",
-                  " orphaned FIN_WAIT2 here)");
+                  " orphaned FIN_WAIT2 on this kernel", probed_where_.empty() ? "" : ", ",
+                  probed_where_, ")");
   if (churn_difference > 0) {
     absl::StrAppend(&source_detail_, " (self-check agreed within ", churn_difference,
                     " sockets of churn)");
@@ -203,10 +204,10 @@ absl::Status Collector::CollectFromProc(Snapshot* snapshot, std::optional<Socket
     if (also) (*also)(record);
   };
   const absl::Span<char> buffer(proc_buffer_.get(), kProcBufferSize);
-  const std::string tcp = absl::StrCat(options_.proc_net_dir, "/tcp");
+  const std::string tcp = request_.proc.Net("tcp");
   absl::Status status = ReadProcNetTcp(tcp.c_str(), Family::kIpv4, buffer, visitor, &stats);
   if (status.ok()) {
-    const std::string tcp6 = absl::StrCat(options_.proc_net_dir, "/tcp6");
+    const std::string tcp6 = request_.proc.Net("tcp6");
     status = ReadProcNetTcp(tcp6.c_str(), Family::kIpv6, buffer, visitor, &stats);
     if (absl::IsNotFound(status)) status = absl::OkStatus();  // IPv6 disabled: no v6 sockets
   }
@@ -214,7 +215,23 @@ absl::Status Collector::CollectFromProc(Snapshot* snapshot, std::optional<Socket
   return status;
 }
 
-absl::StatusOr<Snapshot> Collector::Collect(std::optional<SocketVisitor> also) {
+absl::StatusOr<Collection> Collector::Collect() {
+  absl::StatusOr<Snapshot> snapshot =
+      diagnoser_ ? CollectSnapshot([this](const SocketRecord& r) { diagnoser_->Observe(r); })
+                 : CollectSnapshot(std::nullopt);
+  if (!snapshot.ok()) {
+    // Forget the sockets seen before the failure. Finishing them instead would make a
+    // partial listener set the reference, and the next collection would report listeners
+    // as vanished that never went away.
+    if (diagnoser_) diagnoser_->Discard();
+    return snapshot.status();
+  }
+  Collection collection{*std::move(snapshot), std::nullopt};
+  if (diagnoser_) collection.diagnosis = diagnoser_->Finish();
+  return collection;
+}
+
+absl::StatusOr<Snapshot> Collector::CollectSnapshot(std::optional<SocketVisitor> also) {
   const auto start = std::chrono::steady_clock::now();
   Snapshot snapshot;
   snapshot.taken_at = absl::Now();
@@ -229,7 +246,7 @@ absl::StatusOr<Snapshot> Collector::Collect(std::optional<SocketVisitor> also) {
     // `also` has seen part of this collection, and a restart would show it sockets twice.
     // Such a failure fails this collection; the next one tries netlink again.
     const bool nothing_delivered = snapshot.connections() == 0 && snapshot.unknown_state == 0;
-    if (!status.ok() && options_.source == SourceKind::kAuto && nothing_delivered) {
+    if (!status.ok() && request_.source == SourceKind::kAuto && nothing_delivered) {
       // The socket opened but the kernel refused the dump (seen in locked-down containers).
       // /proc gives the same counts: switch for good, and start this snapshot afresh.
       source_ = SourceKind::kProc;

@@ -1,7 +1,8 @@
-// Collector: takes snapshots of the caller's network namespace from the best available
-// source. Adapters create one at start-up and call Collect() once per interval; it keeps the
-// netlink socket and the read buffers between calls, so a collection allocates nothing per
-// socket.
+// Collector: takes collections of one network namespace (the caller's) as a request asks:
+// the socket counts from the best available source, and the diagnosis riding along with
+// the same dump. Adapters create one at start-up and call Collect() once per interval; it
+// keeps the netlink socket, the read buffers and the analyses' memory between calls, so a
+// collection allocates nothing per socket.
 //
 // Source selection (SourceKind::kAuto): netlink sock_diag, else /proc/net/tcp{,6} when
 // netlink cannot be used (no sock_diag in the kernel, EACCES/EPERM in a locked-down
@@ -14,64 +15,49 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
+#include "common/collection/collection_request.h"
+#include "common/diagnosis/diagnosis.h"
 #include "common/kernel/counter_probe.h"
 #include "common/kernel/netlink_socket_table.h"
 #include "common/model/snapshot.h"
 
 namespace tcpstates {
 
-// How ESTABLISHED and TIME_WAIT, the states that dominate busy servers, are counted.
-//   kFullDump        every socket is dumped: exact per family, every visitor sees every socket.
-//   kKernelCounters  the dump skips ESTABLISHED and TIME_WAIT (the kernel still walks them
-//                    but builds no message for them) and their totals are derived from
-//                    /proc/net/snmp CurrEstab and /proc/net/sockstat tw, minus what those
-//                    include on this kernel (probed: counter_probe.h). Gives up: the
-//                    per-family split of those two states (Snapshot::unsplit), and visitors
-//                    never see those sockets. Create() keeps it only where it is exact: it
-//                    needs netlink, readable counters, a conclusive probe, and a start-up
-//                    self-check against a full dump (exact where the counters did not move
-//                    during it, within their move otherwise); else it falls back to
-//                    kFullDump and says why in source_detail.
-enum class Counting : uint8_t { kFullDump, kKernelCounters };
-
-struct CollectorOptions {
-  SourceKind source = SourceKind::kAuto;
-  Counting counting = Counting::kFullDump;
-  // Where tcp and tcp6 are read from by the /proc source, and snmp and sockstat by counter
-  // counting. Tests point it at captured tables.
-  std::string proc_net_dir = "/proc/net";
-  // What the kernel counters include; unset: probed at Create() (see counter_probe.h).
-  std::optional<CounterIdentities> counter_identities = std::nullopt;
+// One collection: what every adapter renders.
+struct Collection {
+  Snapshot snapshot;
+  std::optional<Diagnosis> diagnosis;  // when the request asked for any analysis
 };
-
-// Parses "auto" | "netlink" | "proc"; InvalidArgument names the accepted values.
-absl::StatusOr<SourceKind> ParseSourceKind(absl::string_view text);
 
 class Collector {
  public:
-  // Fails only when the requested source cannot be opened (netlink explicitly asked for and
-  // refused). kAuto always succeeds; a missing netlink shows in source_detail.
-  static absl::StatusOr<Collector> Create(const CollectorOptions& options);
+  // Validates the request (ValidateRequest: InvalidArgument), plans its counting
+  // (PlanCounting; counters are kept only where the kernel's counters prove exact, see
+  // counting()) and opens its source. Fails otherwise only when the requested source cannot
+  // be opened (netlink explicitly asked for and refused); kAuto always succeeds.
+  static absl::StatusOr<Collector> Create(const CollectionRequest& request);
 
   Collector(Collector&&) noexcept;
   Collector& operator=(Collector&&) noexcept;
   ~Collector();
 
-  // Counts every TCP socket. `also` (optional) sees each socket as it is counted, for
-  // features that need more than counts (on failure it may have seen part of a collection:
-  // see Diagnoser::Discard). Fails only when nothing could be read; with kAuto a netlink
-  // dump the kernel refuses switches to /proc for this and every later collection.
-  absl::StatusOr<Snapshot> Collect(std::optional<SocketVisitor> also = std::nullopt);
+  // Counts every TCP socket and runs the requested analyses over the same dump. Fails only
+  // when nothing could be read (the analyses then forget that collection's sockets); with
+  // kAuto a netlink dump the kernel refuses switches to /proc for this and every later one.
+  absl::StatusOr<Collection> Collect();
 
-  // The source the next Collect() will use, and why.
+  // The source the next Collect() will use, how it counts, and why.
   SourceKind source() const { return source_; }
   Counting counting() const { return counting_; }
   const std::string& source_detail() const { return source_detail_; }
+  // What the policy planned before the kernel had its say (counting() may be full where
+  // the plan was counters).
+  const CountingPlan& plan() const { return plan_; }
 
  private:
-  Collector(const CollectorOptions& options);
+  explicit Collector(const CollectionRequest& request);
 
+  absl::StatusOr<Snapshot> CollectSnapshot(std::optional<SocketVisitor> also);
   // One netlink dump of the states in `state_mask`, counted into *snapshot; also counts the
   // orphaned FIN_WAIT2 sockets kept in time-wait form, which the counter formulas need.
   absl::Status DumpNetlink(uint32_t state_mask, Snapshot* snapshot,
@@ -84,12 +70,15 @@ class Collector {
   void CheckCountersAgree();
   absl::Status CollectFromProc(Snapshot* snapshot, std::optional<SocketVisitor> also);
 
-  CollectorOptions options_;
+  CollectionRequest request_;
+  CountingPlan plan_;
   CounterIdentities identities_;
+  std::string probed_where_;  // empty when the request brought its own identities
   SourceKind source_;
   Counting counting_ = Counting::kFullDump;
   std::string source_detail_;
   std::optional<NetlinkSocketTable> netlink_;
+  std::optional<Diagnoser> diagnoser_;
   static constexpr size_t kProcBufferSize = 64 * 1024;
   std::unique_ptr<char[]> proc_buffer_;
 };

@@ -4,55 +4,81 @@
 // During a collection, Observe() remembers the inode and cgroup id of each CLOSE_WAIT socket
 // (nothing else, and nothing at all when there are none). Attribute() then looks only where
 // those sockets can be: the processes of each socket's cgroup (cgroup.procs of the cgroup v2
-// directory whose inode number is the id the netlink dump carried), scanning their fds for the
-// remembered inodes. Sockets still unattributed (the /proc source carries no cgroup id; a
+// directory whose inode number is the id the netlink dump carried), scanning their fds for
+// the remembered inodes. Sockets still unattributed (the /proc source carries no cgroup id; a
 // socket passed to a process in another cgroup) are looked for in a bounded walk of
-// /proc/*/fd. Processes whose fds cannot be read (another user's, when unprivileged) leave
-// their sockets unattributed, and the result says so; it never fails because of it.
+// /proc/*/fd. Whatever stays unattributed is explained (CloseWaitAttribution's reasons); the
+// search never fails because of it.
 #ifndef TCPSTATES_COMMON_DIAGNOSIS_CLOSE_WAIT_OWNERS_H_
 #define TCPSTATES_COMMON_DIAGNOSIS_CLOSE_WAIT_OWNERS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
+#include "common/diagnosis/process_table.h"
+#include "common/kernel/proc_files.h"
 #include "common/model/socket_record.h"
 
 namespace tcpstates {
 
+// The processes with one name in one unit (a pre-forked server's workers are one owner).
 struct CloseWaitOwner {
-  int pid = 0;
   std::string comm;  // /proc/PID/comm as the kernel has it: any byte but NUL, attacker-chosen
-  std::string unit;  // last component of the process's cgroup v2 path, e.g. "nginx.service"
+  std::string unit;  // last component of the processes' cgroup v2 path, e.g. "nginx.service"
   uint64_t sockets = 0;
+  int processes = 0;
+  int pid = 0;  // the one holding the most of them (the lowest pid on a tie)
+};
+
+// How the search could narrow itself to the sockets' own cgroups.
+enum class CgroupNarrowing {
+  kUsed,         // it did (or nothing needed searching)
+  kNoCgroupIds,  // the source reports no cgroup ids (/proc): every process searched
+  kNoCgroupFs,   // the cgroup v2 filesystem is not reachable: every process searched
 };
 
 struct CloseWaitAttribution {
-  std::vector<CloseWaitOwner> owners;  // top N, most sockets first (ties: lower pid first)
-  uint64_t attributed = 0;             // sockets in `owners` plus those of owners beyond N
-  uint64_t unattributed = 0;           // CLOSE_WAIT sockets no readable process was found for
-  int processes_unreadable = 0;        // processes whose fd table we were not allowed to read
-  bool budget_exhausted = false;       // the search stopped at its fd or time budget
+  // Owners merged by (comm, unit) first, then the top N of them, most sockets first (ties:
+  // by comm, then unit).
+  std::vector<CloseWaitOwner> owners;
+  uint64_t attributed = 0;     // every socket a holder was found for
+  uint64_t other_sockets = 0;  // of those, held by owners beyond the top N
+  uint64_t other_owners = 0;   // how many owners that is
+  uint64_t unattributed = 0;   // CLOSE_WAIT sockets whose holder was not found
+
+  // Why `unattributed` is not zero; several can hold at once.
+  uint64_t not_accepted = 0;       // still in a listener's accept queue: nobody holds them yet
+  uint64_t beyond_cap = 0;         // more CLOSE_WAIT sockets than the search remembers
+  int processes_unreadable = 0;    // fd tables this user may not read
+  int processes_hidden = 0;        // in a socket's cgroup but not visible in our /proc
+  int processes_failed = 0;        // fd tables that could not be opened otherwise (EMFILE...)
+  bool proc_hides_processes = false;  // /proc is mounted hidepid: others' processes are unlisted
+  bool budget_exhausted = false;      // the search stopped at its fd or time budget
+  CgroupNarrowing narrowing = CgroupNarrowing::kUsed;
+
   bool complete() const { return unattributed == 0; }
+  // The reasons above as one line for people and logs ("" when there is nothing to say).
+  std::string Why() const;
 };
 
 struct CloseWaitOwnersOptions {
   int top = 10;
-  std::string proc_dir = "/proc";
-  // Where cgroup v2 is mounted; empty: found in /proc/self/mountinfo at first use.
+  ProcRoot proc;
+  // Where cgroup v2 is mounted; empty: looked up (see CgroupTree).
   std::string cgroup2_mount;
-  // Sockets remembered per collection; more are counted unattributed. Keeps memory flat
-  // (about 100 bytes per socket across the maps below): 8192 names every owner of a real leak
-  // and costs well under 1 MiB, where a pathological 100k CLOSE_WAIT population would
-  // otherwise grow the process by megabytes.
+  // Sockets remembered per collection (8 bytes each, plus one per cgroup); more are
+  // counted unattributed (beyond_cap). Names every owner of a real leak while keeping
+  // memory flat when a pathological population runs into the hundreds of thousands.
   size_t max_sockets = 8192;
-  // Upper bounds on one attribution: fd entries examined (both passes) and time spent.
-  // A process with 20k fds costs ~20k readlink calls; a daemon must stay responsive (Telegraf
-  // sends SIGTERM 5 s after closing stdin), so sockets beyond either budget are reported
-  // unattributed (budget_exhausted) rather than found late.
+  // Upper bounds on one attribution: fd entries examined and time spent. A daemon must stay
+  // responsive (Telegraf sends SIGTERM 5 s after closing stdin): sockets beyond either are
+  // unattributed this time (budget_exhausted), and the next search resumes where this one
+  // stopped.
   size_t max_fds = 1 << 18;
   absl::Duration max_time = absl::Milliseconds(500);
 };
@@ -71,41 +97,25 @@ class CloseWaitOwners {
   void Discard();
 
  private:
-  struct Found {
+  class Search;  // the work of one Attribute() call
+
+  // A socket found last time: while `pid` still has it as `fd`, it is credited without
+  // searching again (a leak's sockets stay in CLOSE_WAIT collection after collection).
+  struct Holder {
+    uint64_t inode;
     int pid;
-    uint64_t sockets;
+    int fd;
   };
-  struct ScanOutcome {
-    bool readable = true;    // false: not allowed to read the process's fds
-    int stopped_at_fd = -1;  // where the fd budget stopped the scan; -1: it did not
-  };
-  // Scans one process's fds numbered from `from_fd` on for remembered inodes.
-  ScanOutcome ScanProcess(int pid, int from_fd, absl::flat_hash_map<int, uint64_t>* per_pid,
-                          uint64_t* left, size_t* fd_budget,
-                          std::vector<std::pair<uint64_t, int>>* holders);
-  // Index of `inode` in pending_ (sorted by then), or -1.
-  int PendingIndex(uint64_t inode) const;
-  void Forget();
-  const std::string& Cgroup2Mount();
-  // Path (below the cgroup2 mount) of the cgroup with this id, "" when not found.
-  std::string CgroupPath(uint64_t cgroup_id);
-  std::string UnitOf(int pid);
 
   CloseWaitOwnersOptions options_;
-  bool mount_looked_up_ = false;
-  // The CLOSE_WAIT socket inodes observed (sorted at Attribute()), and whether each has been
-  // attributed yet. Sorted vectors rather than hash maps: ~9 bytes a socket instead of ~35,
-  // which is most of what diagnosis adds to peak memory at scale.
+  CgroupTree cgroups_;
+  std::optional<bool> proc_hides_processes_;  // read from mountinfo once
+  // This collection's CLOSE_WAIT socket inodes (sorted by the search) and cgroups.
   std::vector<uint64_t> pending_;
-  std::vector<uint8_t> found_;
   absl::flat_hash_map<uint64_t, int> sockets_per_cgroup_;
-  uint64_t overflow_ = 0;
-  absl::flat_hash_map<uint64_t, std::string> cgroup_paths_;  // id -> path, refreshed on a miss
-  // Socket inode -> the pid it was attributed to last time. A leak's sockets stay in
-  // CLOSE_WAIT collection after collection, held by the same process: while that process is
-  // alive they are attributed without searching again, so the steady-state cost follows the
-  // new CLOSE_WAIT sockets, not all of them.
-  std::vector<std::pair<uint64_t, int>> last_holders_;  // sorted by inode
+  uint64_t not_accepted_ = 0;
+  uint64_t beyond_cap_ = 0;
+  std::vector<Holder> last_holders_;  // sorted by inode
   // Where a search cut short by its budget resumes: (pid, fd); (0, 0) is from the start.
   std::pair<int, int> resume_from_{0, 0};
 };

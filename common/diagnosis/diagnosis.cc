@@ -2,10 +2,14 @@
 
 namespace tcpstates {
 
-Diagnoser::Diagnoser(const DiagnosisOptions& options) {
-  if (options.close_wait_owners) owners_.emplace(options.owners);
+Diagnoser::Diagnoser(const DiagnosisOptions& options, const ProcRoot& proc) {
+  if (options.close_wait_owners) {
+    CloseWaitOwnersOptions owners = options.owners;
+    owners.proc = proc;
+    owners_.emplace(std::move(owners));
+  }
   if (options.listen_inventory) listen_.emplace(options.max_listen_ports);
-  if (options.port_pressure) pressure_.emplace(options.sys_net_ipv4);
+  if (options.port_pressure) pressure_.emplace(proc);
 }
 
 Diagnosis Diagnoser::Finish() {

@@ -1,11 +1,7 @@
 // From counts to culprits: the per-socket analyses that answer "which process holds the
 // CLOSE_WAIT sockets", "which listener disappeared" and "how close is TIME_WAIT churn to
-// exhausting ephemeral ports". One Diagnoser rides along with a Collector:
-//
-//   Diagnoser diagnoser(options);
-//   absl::StatusOr<Snapshot> snapshot =
-//       collector.Collect([&](const SocketRecord& r) { diagnoser.Observe(r); });
-//   Diagnosis diagnosis = diagnoser.Finish();
+// exhausting ephemeral ports". One Diagnoser rides along with a collection (the Collector
+// drives it: Observe every socket, then Finish, or Discard a collection that failed).
 //
 // Each analysis is optional; its memory is bounded by its cap whatever the socket count.
 #ifndef TCPSTATES_COMMON_DIAGNOSIS_DIAGNOSIS_H_
@@ -21,11 +17,11 @@ namespace tcpstates {
 
 struct DiagnosisOptions {
   bool close_wait_owners = true;
-  CloseWaitOwnersOptions owners;
+  CloseWaitOwnersOptions owners;  // owners.proc is set from the collection's ProcRoot
   bool listen_inventory = true;
   size_t max_listen_ports = 256;
+  // Needs every ESTABLISHED and TIME_WAIT socket (see the collection policy).
   bool port_pressure = true;
-  std::string sys_net_ipv4 = "/proc/sys/net/ipv4";
 };
 
 struct Diagnosis {
@@ -36,7 +32,7 @@ struct Diagnosis {
 
 class Diagnoser {
  public:
-  explicit Diagnoser(const DiagnosisOptions& options = {});
+  explicit Diagnoser(const DiagnosisOptions& options = {}, const ProcRoot& proc = ProcRoot());
 
   void Observe(const SocketRecord& record) {
     if (owners_) owners_->Observe(record);

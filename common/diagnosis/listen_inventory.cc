@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/model/tcp_state.h"
+
 namespace tcpstates {
 namespace {
 
@@ -19,12 +21,23 @@ void SortByKey(std::vector<ListenPort>* ports) {
 
 void ListenInventory::Observe(const SocketRecord& record) {
   if (record.state != static_cast<uint8_t>(TcpState::kListen)) return;
-  const uint32_t key = Key(record.family, record.local_port);
-  auto it = current_.find(key);
-  if (it != current_.end()) {
+  const Key key = KeyOf(record.family, record.local_port);
+  if (previous_.contains(key)) {
+    ++followed_[key];
+    return;
+  }
+  if (auto it = candidates_.find(key); it != candidates_.end()) {
     ++it->second;
-  } else if (current_.size() < max_ports_ || previous_.contains(key)) {
-    current_.emplace(key, 1);
+    return;
+  }
+  // New ports may take every place (followed ports are at most the previous report's,
+  // which was within the cap); Finish() gives followed ports theirs first.
+  if (candidates_.size() < max_ports_) {
+    candidates_.emplace(key, 1);
+  } else if (key < candidates_.rbegin()->first) {
+    untracked_ += candidates_.rbegin()->second;
+    candidates_.erase(std::prev(candidates_.end()));
+    candidates_.emplace(key, 1);
   } else {
     ++untracked_;
   }
@@ -32,19 +45,32 @@ void ListenInventory::Observe(const SocketRecord& record) {
 
 ListenReport ListenInventory::Finish() {
   ListenReport report;
-  report.has_previous = has_previous_;
-  report.untracked_sockets = untracked_;
-  for (const auto& [key, sockets] : current_) report.listening.push_back(FromKey(key, sockets));
+  for (const auto& [key, sockets] : followed_) report.listening.push_back(FromKey(key, sockets));
   for (const auto& [key, sockets] : previous_) {
-    if (!current_.contains(key)) report.vanished.push_back(FromKey(key, sockets));
+    if (!followed_.contains(key)) report.vanished.push_back(FromKey(key, sockets));
   }
+  for (const auto& [key, sockets] : candidates_) {
+    if (report.listening.size() < max_ports_) {
+      report.listening.push_back(FromKey(key, sockets));
+    } else {
+      untracked_ += sockets;
+    }
+  }
+  report.untracked_sockets = untracked_;
   SortByKey(&report.listening);
   SortByKey(&report.vanished);
-  previous_ = std::move(current_);
-  current_.clear();
-  untracked_ = 0;
-  has_previous_ = true;
+  previous_.clear();
+  for (const ListenPort& port : report.listening) {
+    previous_.emplace(KeyOf(port.family, port.port), port.sockets);
+  }
+  Discard();
   return report;
+}
+
+void ListenInventory::Discard() {
+  followed_.clear();
+  candidates_.clear();
+  untracked_ = 0;
 }
 
 }  // namespace tcpstates

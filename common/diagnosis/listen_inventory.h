@@ -4,6 +4,7 @@
 #define TCPSTATES_COMMON_DIAGNOSIS_LISTEN_INVENTORY_H_
 
 #include <cstdint>
+#include <map>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -19,37 +20,35 @@ struct ListenPort {
 };
 
 struct ListenReport {
-  std::vector<ListenPort> listening;  // sorted by family, then port
+  std::vector<ListenPort> listening;  // sorted by family, then port; at most the cap
   // Ports listening at the previous collection and not now (sockets: how many there were).
   std::vector<ListenPort> vanished;
   uint64_t untracked_sockets = 0;  // LISTEN sockets on ports beyond the cap
-  bool has_previous = false;       // false on the first collection: nothing can have vanished
 };
 
 class ListenInventory {
  public:
-  // At most `max_ports` ports are tracked (bounded cardinality for the metrics built from
-  // them). Ports seen at the previous collection are always tracked, so a vanished port is
-  // never missed because of the cap.
+  // At most `max_ports` ports are reported per collection (bounded series cardinality).
+  // A port reported at the previous collection keeps its place until it vanishes, so a
+  // vanished port is never missed because of the cap; new ports fill what is left, lowest
+  // first, and the sockets of those that do not fit are counted as untracked.
   explicit ListenInventory(size_t max_ports = 256) : max_ports_(max_ports) {}
 
   void Observe(const SocketRecord& record);
   ListenReport Finish();
   // Forgets this collection's observations; the previous complete one stays the reference.
-  void Discard() {
-    current_.clear();
-    untracked_ = 0;
-  }
+  void Discard();
 
  private:
-  static uint32_t Key(Family family, uint16_t port) {
+  using Key = uint32_t;  // family << 16 | port: orders by family, then port
+  static Key KeyOf(Family family, uint16_t port) {
     return (static_cast<uint32_t>(family) << 16) | port;
   }
   size_t max_ports_;
-  absl::flat_hash_map<uint32_t, uint64_t> current_;
-  absl::flat_hash_map<uint32_t, uint64_t> previous_;
+  absl::flat_hash_map<Key, uint64_t> previous_;  // reported last time
+  absl::flat_hash_map<Key, uint64_t> followed_;  // of those, listening now
+  std::map<Key, uint64_t> candidates_;           // new ports, the lowest max_ports_
   uint64_t untracked_ = 0;
-  bool has_previous_ = false;
 };
 
 }  // namespace tcpstates

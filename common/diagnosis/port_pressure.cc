@@ -1,46 +1,44 @@
 #include "common/diagnosis/port_pressure.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace tcpstates {
 namespace {
 
-std::string ReadSysctl(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  char buffer[128];
-  ssize_t n = read(fd, buffer, sizeof buffer - 1);
-  close(fd);
-  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
+int ReadIntSysctl(const std::string& path) {
+  std::optional<int64_t> value = ReadNumberFile(path);
+  return value && *value >= 0 && *value <= INT32_MAX ? static_cast<int>(*value) : -1;
 }
 
-int ReadIntSysctl(const std::string& path) {
-  int value;
-  return absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadSysctl(path)), &value) ? value : -1;
-}
+constexpr uint8_t kV4MappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 }  // namespace
 
-PortSettings ReadPortSettings(const std::string& dir) {
+PortSettings ReadPortSettings(const ProcRoot& proc) {
   PortSettings settings;
-  std::vector<absl::string_view> range =
-      absl::StrSplit(absl::StripAsciiWhitespace(ReadSysctl(dir + "/ip_local_port_range")),
-                     absl::ByAnyChar(" \t"), absl::SkipEmpty());
+  absl::StatusOr<std::string> text = ReadSmallFile(proc.Ipv4Sysctl("ip_local_port_range"), 4096);
+  std::vector<absl::string_view> range;
+  if (text.ok()) {
+    range = absl::StrSplit(absl::StripAsciiWhitespace(*text), absl::ByAnyChar(" \t"),
+                           absl::SkipEmpty());
+  }
   int low, high;
   if (range.size() == 2 && absl::SimpleAtoi(range[0], &low) && absl::SimpleAtoi(range[1], &high) &&
       low <= high) {
     settings.range_low = low;
     settings.range_high = high;
   }
-  settings.fin_timeout = ReadIntSysctl(dir + "/tcp_fin_timeout");
-  settings.tw_reuse = ReadIntSysctl(dir + "/tcp_tw_reuse");
-  settings.max_tw_buckets = ReadIntSysctl(dir + "/tcp_max_tw_buckets");
+  settings.fin_timeout = ReadIntSysctl(proc.Ipv4Sysctl("tcp_fin_timeout"));
+  settings.tw_reuse = ReadIntSysctl(proc.Ipv4Sysctl("tcp_tw_reuse"));
+  settings.max_tw_buckets = ReadIntSysctl(proc.Ipv4Sysctl("tcp_max_tw_buckets"));
   return settings;
 }
 
@@ -54,10 +52,8 @@ std::string EndpointUsage::EndpointText() const {
   return absl::StrCat("[", text, "]:", port);
 }
 
-PortPressure::PortPressure(std::string sys_net_ipv4, size_t max_endpoints)
-    : sys_net_ipv4_(std::move(sys_net_ipv4)),
-      max_endpoints_(max_endpoints),
-      settings_(ReadPortSettings(sys_net_ipv4_)) {}
+PortPressure::PortPressure(ProcRoot proc, size_t max_endpoints)
+    : proc_(std::move(proc)), max_endpoints_(max_endpoints), settings_(ReadPortSettings(proc_)) {}
 
 void PortPressure::Observe(const SocketRecord& record) {
   if (record.remote_port == 0 || record.local_port < settings_.range_low ||
@@ -65,8 +61,13 @@ void PortPressure::Observe(const SocketRecord& record) {
     return;  // listeners, and sockets whose local port the range did not hand out
   }
   Key key{record.family, record.remote_port, {}};
-  const size_t address_size = record.family == Family::kIpv4 ? 4 : 16;
-  std::copy_n(record.remote_address.begin(), address_size, key.address.begin());
+  const uint8_t* address = record.remote_address.data();
+  if (record.family == Family::kIpv6 &&
+      std::equal(std::begin(kV4MappedPrefix), std::end(kV4MappedPrefix), address)) {
+    key.family = Family::kIpv4;
+    address += sizeof kV4MappedPrefix;
+  }
+  std::copy_n(address, key.family == Family::kIpv4 ? 4 : 16, key.address.begin());
   auto it = usage_.find(key);
   if (it != usage_.end()) {
     ++it->second;
@@ -101,7 +102,7 @@ PortPressureReport PortPressure::Finish() {
   }
   usage_.clear();
   untracked_ = 0;
-  settings_ = ReadPortSettings(sys_net_ipv4_);
+  settings_ = ReadPortSettings(proc_);
   return report;
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "common/kernel/proc_files.h"
 #include "common/model/socket_record.h"
 
 namespace tcpstates {
@@ -26,8 +27,8 @@ struct PortSettings {
   int range_size() const { return range_high - range_low + 1; }
 };
 
-// Reads PortSettings from `sys_net_ipv4` (normally /proc/sys/net/ipv4).
-PortSettings ReadPortSettings(const std::string& sys_net_ipv4 = "/proc/sys/net/ipv4");
+// Reads PortSettings from the sysctls under `proc`.
+PortSettings ReadPortSettings(const ProcRoot& proc);
 
 struct EndpointUsage {
   Family family = Family::kIpv4;
@@ -48,11 +49,11 @@ struct PortPressureReport {
 
 class PortPressure {
  public:
-  // At most `max_endpoints` endpoints are tracked per collection, keeping memory flat
-  // (~32 bytes each); sockets toward endpoints beyond it are reported as untracked. Pressure
-  // builds toward a few backends, so 4096 leaves room, at ~0.25 MiB.
-  explicit PortPressure(std::string sys_net_ipv4 = "/proc/sys/net/ipv4",
-                        size_t max_endpoints = 4096);
+  // At most `max_endpoints` endpoints are tracked per collection, keeping memory flat;
+  // sockets toward endpoints beyond it are reported as untracked. Pressure builds toward a
+  // few backends, so 4096 leaves room. An IPv4-mapped IPv6 peer (::ffff:a.b.c.d, a
+  // dual-stack client) is the IPv4 endpoint it maps: both draw on the same local ports.
+  explicit PortPressure(ProcRoot proc = ProcRoot(), size_t max_endpoints = 4096);
 
   void Observe(const SocketRecord& record);
   // Reports the collection just observed, then re-reads the settings for the next one.
@@ -74,7 +75,7 @@ class PortPressure {
     }
     friend bool operator==(const Key&, const Key&) = default;
   };
-  std::string sys_net_ipv4_;
+  ProcRoot proc_;
   size_t max_endpoints_;
   PortSettings settings_;
   absl::flat_hash_map<Key, uint64_t> usage_;

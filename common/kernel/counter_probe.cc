@@ -1,18 +1,25 @@
 #include "common/kernel/counter_probe.h"
 
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
+#include <thread>
 #include <vector>
 
+#include "absl/base/const_init.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/kernel/kernel_counters.h"
@@ -216,6 +223,71 @@ absl::StatusOr<CounterIdentities> ProbeCounterIdentities(CounterReader read_coun
   if (!fin_wait2.ok()) return fin_wait2.status();
   identities.tw_includes_orphaned_fin_wait2 = *fin_wait2;
   return identities;
+}
+
+}  // namespace tcpstates
+
+namespace tcpstates {
+namespace {
+
+absl::Status BringLoopbackUp() {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return PosixError(errno, "socket");
+  ifreq request{};
+  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+  absl::Status status;
+  if (ioctl(fd, SIOCGIFFLAGS, &request) != 0) {
+    status = PosixError(errno, "SIOCGIFFLAGS lo");
+  } else {
+    request.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &request) != 0) status = PosixError(errno, "SIOCSIFFLAGS lo");
+  }
+  close(fd);
+  return status;
+}
+
+// The probe on a thread of its own in a fresh network namespace: network namespaces are per
+// thread, so the rest of the process stays where it is, and everything the probe made goes
+// away with the namespace when the thread ends.
+absl::StatusOr<CounterIdentities> ProbeInPrivateNamespace() {
+  absl::StatusOr<CounterIdentities> result = absl::UnknownError("probe thread did not run");
+  std::thread thread([&result] {
+    if (unshare(CLONE_NEWNET) != 0) {
+      result = PosixError(errno, "unshare(CLONE_NEWNET)");
+      return;
+    }
+    if (absl::Status status = BringLoopbackUp(); !status.ok()) {
+      result = status;
+      return;
+    }
+    // /proc/thread-self/net is this thread's namespace, /proc/self/net the process's.
+    const ProcRoot thread_proc("/proc/thread-self");
+    result = ProbeCounterIdentities([&] { return ReadTcpCounters(thread_proc); });
+  });
+  thread.join();
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<ProbedIdentities> KernelCounterIdentities(const ProcRoot& proc) {
+  static absl::Mutex mutex(absl::kConstInit);
+  static std::optional<absl::StatusOr<ProbedIdentities>>* known = nullptr;
+  absl::MutexLock lock(&mutex);
+  if (known != nullptr) return **known;
+  absl::StatusOr<ProbedIdentities> probed;
+  if (absl::StatusOr<CounterIdentities> identities = ProbeInPrivateNamespace(); identities.ok()) {
+    probed = ProbedIdentities{*identities, true};
+  } else if (absl::StatusOr<CounterIdentities> here =
+                 ProbeCounterIdentities([&] { return ReadTcpCounters(proc); });
+             here.ok()) {
+    probed = ProbedIdentities{*here, false};
+  } else {
+    probed = here.status();
+  }
+  // Answers are remembered; "cannot tell now" (loopback down here, churn) is not.
+  if (probed.ok()) known = new std::optional<absl::StatusOr<ProbedIdentities>>(probed);
+  return probed;
 }
 
 }  // namespace tcpstates

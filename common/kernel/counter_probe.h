@@ -19,6 +19,12 @@
 // Each answer needs both of its steps to agree, each within K/4 of the expected move, so
 // churn from other processes cannot fake it. Nothing is left behind: every probe socket ends
 // aborted (no TIME_WAIT), and the time-wait sockets are killed, or expire within a second.
+//
+// What the counters include is a property of the kernel, not of a namespace, so the probe
+// runs where nobody watches it when it can: on a thread of its own moved into a fresh,
+// private network namespace (needs CAP_SYS_ADMIN, as root has), which vanishes with the
+// thread. Otherwise (an unprivileged run) it runs in the caller's namespace, where other
+// monitors may see its connections for the few milliseconds they exist.
 #ifndef TCPSTATES_COMMON_KERNEL_COUNTER_PROBE_H_
 #define TCPSTATES_COMMON_KERNEL_COUNTER_PROBE_H_
 
@@ -43,6 +49,17 @@ struct CounterIdentities {
 // (Aborted). Needs no privilege; takes a few milliseconds on a quiet machine.
 using CounterReader = absl::FunctionRef<absl::StatusOr<TcpCounters>()>;
 absl::StatusOr<CounterIdentities> ProbeCounterIdentities(CounterReader read_counters);
+
+// Where and how the kernel was probed, for logs.
+struct ProbedIdentities {
+  CounterIdentities identities;
+  bool in_private_namespace = false;
+};
+
+// What the running kernel's counters include: probed once per process (in a private
+// namespace where allowed, else in the caller's, reading `proc`), then remembered.
+// Thread-safe.
+absl::StatusOr<ProbedIdentities> KernelCounterIdentities(const ProcRoot& proc);
 
 }  // namespace tcpstates
 

@@ -1,41 +1,13 @@
 #include "common/kernel/kernel_counters.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/kernel/posix_error.h"
 
 namespace tcpstates {
-namespace {
-
-absl::StatusOr<std::string> ReadWhole(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return PosixError(errno, absl::StrCat("open ", path));
-  std::string text;
-  char buffer[4096];
-  for (;;) {
-    ssize_t n = read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      absl::Status status = PosixError(errno, absl::StrCat("read ", path));
-      close(fd);
-      return status;
-    }
-    if (n == 0 || text.size() > (1 << 20)) break;
-    text.append(buffer, static_cast<size_t>(n));
-  }
-  close(fd);
-  return text;
-}
-
-}  // namespace
 
 absl::StatusOr<uint64_t> ParseCurrEstab(absl::string_view snmp) {
   // Two "Tcp:" lines: the field names, then their values.
@@ -68,10 +40,10 @@ absl::StatusOr<uint64_t> ParseSockstatTimeWait(absl::string_view sockstat) {
   return absl::InvalidArgumentError("no TCP: tw in /proc/net/sockstat");
 }
 
-absl::StatusOr<TcpCounters> ReadTcpCounters(const std::string& proc_net_dir) {
-  absl::StatusOr<std::string> snmp = ReadWhole(proc_net_dir + "/snmp");
+absl::StatusOr<TcpCounters> ReadTcpCounters(const ProcRoot& proc) {
+  absl::StatusOr<std::string> snmp = ReadSmallFile(proc.Net("snmp"));
   if (!snmp.ok()) return snmp.status();
-  absl::StatusOr<std::string> sockstat = ReadWhole(proc_net_dir + "/sockstat");
+  absl::StatusOr<std::string> sockstat = ReadSmallFile(proc.Net("sockstat"));
   if (!sockstat.ok()) return sockstat.status();
   absl::StatusOr<uint64_t> curr_estab = ParseCurrEstab(*snmp);
   if (!curr_estab.ok()) return curr_estab.status();

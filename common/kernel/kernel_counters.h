@@ -1,7 +1,8 @@
 // Exact O(1) per-namespace counters the kernel keeps, which make the expensive part of a
 // dump unnecessary on busy servers:
-//   /proc/net/snmp     Tcp: CurrEstab  = ESTABLISHED + CLOSE_WAIT sockets (RFC 1213)
-//   /proc/net/sockstat TCP: ... tw N   = TIME_WAIT + orphaned FIN_WAIT2 time-wait sockets
+//   /proc/net/snmp     Tcp: CurrEstab  = ESTABLISHED (+ CLOSE_WAIT on most kernels)
+//   /proc/net/sockstat TCP: ... tw N   = time-wait sockets (TIME_WAIT, and orphaned FIN_WAIT2)
+// What each includes on the running kernel is probed, not assumed: counter_probe.h.
 #ifndef TCPSTATES_COMMON_KERNEL_KERNEL_COUNTERS_H_
 #define TCPSTATES_COMMON_KERNEL_KERNEL_COUNTERS_H_
 
@@ -10,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/kernel/proc_files.h"
 
 namespace tcpstates {
 
@@ -22,8 +24,8 @@ struct TcpCounters {
 absl::StatusOr<uint64_t> ParseCurrEstab(absl::string_view snmp);
 absl::StatusOr<uint64_t> ParseSockstatTimeWait(absl::string_view sockstat);
 
-// Reads both from `proc_net_dir` (normally /proc/net).
-absl::StatusOr<TcpCounters> ReadTcpCounters(const std::string& proc_net_dir);
+// Reads both from `proc` (normally /proc).
+absl::StatusOr<TcpCounters> ReadTcpCounters(const ProcRoot& proc);
 
 }  // namespace tcpstates
 

@@ -33,6 +33,12 @@ class StateCounts {
 // Which reader produced the numbers.
 enum class SourceKind : uint8_t { kAuto, kNetlink, kProc };
 
+// How ESTABLISHED and TIME_WAIT, the states that dominate busy servers, were counted.
+//   kFullDump        every socket was dumped: exact per family.
+//   kKernelCounters  their totals come from the kernel's O(1) counters (see
+//                    common/collection/collection_request.h): no per-family split of them.
+enum class Counting : uint8_t { kFullDump, kKernelCounters };
+
 // "auto", "netlink", "proc".
 absl::string_view SourceKindName(SourceKind kind);
 
@@ -49,7 +55,7 @@ struct Snapshot {
   // ESTABLISHED and TIME_WAIT come from kernel counters that do not split by family: they
   // are here, and ipv4/ipv6 hold 0 for them. All zero in a full dump.
   StateCounts unsplit;
-  bool families_complete = true;  // false when `unsplit` carries counts
+  Counting counting = Counting::kFullDump;
 
   SourceKind source = SourceKind::kNetlink;  // never kAuto: the reader actually used
   std::string source_detail;                 // how, and why this reader (for humans and logs)

@@ -2,6 +2,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/command_line/command_line.h"
+#include "common/model/utf8.h"
 
 namespace tcpstates::cli {
 namespace {
@@ -22,99 +24,74 @@ std::array<Headline, 5> Headlines(const Snapshot& s) {
   }};
 }
 
-// Length of the valid UTF-8 sequence starting at text[i], 0 if there is none.
-size_t Utf8SequenceLength(absl::string_view text, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char lead = byte(i);
-  size_t length;
-  uint32_t min;
-  if (lead >= 0xc2 && lead <= 0xdf) {
-    length = 2, min = 0x80;
-  } else if (lead >= 0xe0 && lead <= 0xef) {
-    length = 3, min = 0x800;
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    length = 4, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (i + length > text.size()) return 0;
-  uint32_t code = lead & (0x7f >> length);
-  for (size_t k = 1; k < length; ++k) {
-    if ((byte(i + k) & 0xc0) != 0x80) return 0;
-    code = (code << 6) | (byte(i + k) & 0x3f);
-  }
-  if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return 0;
-  return length;
-}
-
+// A JSON string that is valid whatever the bytes and safe on a terminal: quotes and
+// backslashes escaped, controls (C0, DEL, C1) as \u00XX, and each byte that is not UTF-8 as
+// \u00XX too (so "\u009b" may stand for U+009B or for a lone 0x9b byte).
 void AppendJsonString(absl::string_view text, std::string* out) {
   out->push_back('"');
   for (size_t i = 0; i < text.size();) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(static_cast<char>(c));
-    } else if (c < 0x20 || c == 0x7f) {
-      absl::StrAppendFormat(out, "\\u%04x", c);
-    } else if (c >= 0x80) {
-      const size_t length = Utf8SequenceLength(text, i);
-      if (length == 0) {
-        absl::StrAppendFormat(out, "\\u%04x", c);
-      } else {
-        out->append(text.data() + i, length);
-        i += length;
-        continue;
-      }
-    } else {
-      out->push_back(static_cast<char>(c));
+    uint32_t code_point = 0;
+    const size_t length = Utf8SequenceLength(text, i, &code_point);
+    if (length == 0) {
+      absl::StrAppendFormat(out, "\\u%04x", static_cast<unsigned char>(text[i]));
+      ++i;
+      continue;
     }
-    ++i;
+    if (code_point == '"' || code_point == '\\') {
+      out->push_back('\\');
+      out->push_back(static_cast<char>(code_point));
+    } else if (IsControl(code_point)) {
+      absl::StrAppendFormat(out, "\\u%04x", code_point);
+    } else {
+      out->append(text.data() + i, length);
+    }
+    i += length;
   }
   out->push_back('"');
 }
 
-// For a terminal: printable ASCII as is, everything else (and backslash) as \xNN.
-std::string Printable(absl::string_view text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      absl::StrAppendFormat(&out, "\\x%02x", c);
-    }
-  }
-  return out;
-}
+using command_line::Printable;
 
 std::string PortText(const ListenPort& port) {
   return absl::StrCat(FamilyName(port.family), " port ", port.port, " (", port.sockets,
                       port.sockets == 1 ? " socket)" : " sockets)");
 }
 
+absl::string_view NarrowingName(CgroupNarrowing narrowing) {
+  switch (narrowing) {
+    case CgroupNarrowing::kUsed:
+      return "cgroup";
+    case CgroupNarrowing::kNoCgroupIds:
+      return "no_cgroup_ids";
+    case CgroupNarrowing::kNoCgroupFs:
+      return "no_cgroup_fs";
+  }
+  return "?";
+}
+
+void AppendOwners(const CloseWaitAttribution& a, std::string* out) {
+  if (a.attributed == 0 && a.unattributed == 0) {
+    *out += "  CLOSE_WAIT owners: none (no CLOSE_WAIT sockets)\n";
+    return;
+  }
+  absl::StrAppendFormat(out, "  CLOSE_WAIT owners (top %d):\n", a.owners.size());
+  absl::StrAppendFormat(out, "    %8s %9s %8s  %-24s %s\n", "sockets", "processes", "pid", "unit",
+                        "comm");
+  for (const CloseWaitOwner& o : a.owners) {
+    absl::StrAppendFormat(out, "    %8d %9d %8d  %-24s %s\n", o.sockets, o.processes, o.pid,
+                          o.unit.empty() ? "-" : Printable(o.unit), Printable(o.comm));
+  }
+  if (a.other_sockets > 0) {
+    absl::StrAppendFormat(out, "    %8d held by %d more owners\n", a.other_sockets, a.other_owners);
+  }
+  if (a.unattributed > 0) absl::StrAppendFormat(out, "    %8d unattributed\n", a.unattributed);
+  const std::string why = a.Why();
+  if (!why.empty()) absl::StrAppend(out, "    why: ", why, "\n");
+}
+
 void AppendWhy(const Diagnosis& d, std::string* out) {
   *out += "\nwhy:\n";
-  if (d.close_wait) {
-    const CloseWaitAttribution& a = *d.close_wait;
-    if (a.owners.empty() && a.unattributed == 0) {
-      *out += "  CLOSE_WAIT owners: none (no CLOSE_WAIT sockets)\n";
-    } else {
-      absl::StrAppendFormat(out, "  CLOSE_WAIT owners (top %d):\n", a.owners.size());
-      absl::StrAppendFormat(out, "    %8s %8s  %-24s %s\n", "sockets", "pid", "unit", "comm");
-      for (const CloseWaitOwner& o : a.owners) {
-        absl::StrAppendFormat(out, "    %8d %8d  %-24s %s\n", o.sockets, o.pid,
-                              o.unit.empty() ? "-" : Printable(o.unit), Printable(o.comm));
-      }
-      if (a.unattributed > 0) {
-        absl::StrAppendFormat(out, "    %8d unattributed", a.unattributed);
-        if (a.processes_unreadable > 0) {
-          absl::StrAppendFormat(out, " (partial: fds of %d processes not readable; run as root)",
-                                a.processes_unreadable);
-        }
-        if (a.budget_exhausted) *out += " (search stopped at its time/fd budget)";
-        *out += "\n";
-      }
-    }
-  }
+  if (d.close_wait) AppendOwners(*d.close_wait, out);
   if (d.listen) {
     const ListenReport& l = *d.listen;
     absl::StrAppendFormat(out, "  listening ports: %d", l.listening.size());
@@ -153,19 +130,27 @@ void AppendPortsJson(const std::vector<ListenPort>& ports, std::string* out) {
 
 void AppendWhyJson(const Diagnosis& d, std::string* out) {
   if (d.close_wait) {
+    const CloseWaitAttribution& a = *d.close_wait;
     *out += "\"close_wait_owners\":[";
-    for (size_t i = 0; i < d.close_wait->owners.size(); ++i) {
-      const CloseWaitOwner& o = d.close_wait->owners[i];
-      absl::StrAppend(out, i ? "," : "", "{\"pid\":", o.pid, ",\"comm\":");
+    for (size_t i = 0; i < a.owners.size(); ++i) {
+      const CloseWaitOwner& o = a.owners[i];
+      absl::StrAppend(out, i ? "," : "", "{\"comm\":");
       AppendJsonString(o.comm, out);
       *out += ",\"unit\":";
       AppendJsonString(o.unit, out);
-      absl::StrAppend(out, ",\"sockets\":", o.sockets, "}");
+      absl::StrAppend(out, ",\"sockets\":", o.sockets, ",\"processes\":", o.processes,
+                      ",\"pid\":", o.pid, "}");
     }
-    absl::StrAppend(out, "],\"close_wait_unattributed\":", d.close_wait->unattributed,
-                    ",\"processes_unreadable\":", d.close_wait->processes_unreadable,
-                    ",\"attribution_budget_exhausted\":",
-                    d.close_wait->budget_exhausted ? "true" : "false", ",");
+    absl::StrAppend(out, "],\"close_wait_attributed\":", a.attributed,
+                    ",\"close_wait_other\":", a.other_sockets,
+                    ",\"close_wait_other_owners\":", a.other_owners,
+                    ",\"close_wait_unattributed\":", a.unattributed,
+                    ",\"processes_unreadable\":", a.processes_unreadable,
+                    ",\"processes_hidden\":", a.processes_hidden,
+                    ",\"attribution_budget_exhausted\":", a.budget_exhausted ? "true" : "false",
+                    ",\"owner_search\":\"", NarrowingName(a.narrowing), "\",\"close_wait_why\":");
+    AppendJsonString(a.Why(), out);
+    *out += ",";
   }
   if (d.listen) {
     *out += "\"listening\":";
@@ -193,7 +178,8 @@ void AppendWhyJson(const Diagnosis& d, std::string* out) {
 
 }  // namespace
 
-std::string RenderTable(const Snapshot& s, const Diagnosis* diagnosis) {
+std::string RenderTable(const Collection& collection) {
+  const Snapshot& s = collection.snapshot;
   std::string out;
   for (const Headline& h : Headlines(s)) {
     absl::StrAppendFormat(&out, "%-16s %10d   %s\n", h.name, h.value, h.meaning);
@@ -204,15 +190,16 @@ std::string RenderTable(const Snapshot& s, const Diagnosis* diagnosis) {
     return known ? absl::StrCat(count) : std::string("-");
   };
   for (TcpState state : kAllStates) {
-    const bool known = s.unsplit[state] == 0;
+    const bool known = s.counting == Counting::kFullDump ||
+                       (state != TcpState::kEstablished && state != TcpState::kTimeWait);
     absl::StrAppendFormat(&out, "%-12s %10s %10s %10d\n", KernelName(state),
                           per_family(s.ipv4[state], known), per_family(s.ipv6[state], known),
                           s.Count(state));
   }
-  absl::StrAppendFormat(&out, "%-12s %10s %10s %10d\n", "all",
-                        per_family(s.ipv4.Total(), s.families_complete),
-                        per_family(s.ipv6.Total(), s.families_complete), s.connections());
-  if (diagnosis != nullptr) AppendWhy(*diagnosis, &out);
+  const bool split = s.counting == Counting::kFullDump;
+  absl::StrAppendFormat(&out, "%-12s %10s %10s %10d\n", "all", per_family(s.ipv4.Total(), split),
+                        per_family(s.ipv6.Total(), split), s.connections());
+  if (collection.diagnosis) AppendWhy(*collection.diagnosis, &out);
   absl::StrAppendFormat(&out, "\nsource: %s (%s)\ncollected in %.3f ms\n", SourceKindName(s.source),
                         s.source_detail, absl::ToDoubleMilliseconds(s.elapsed));
   if (s.malformed > 0) {
@@ -225,7 +212,8 @@ std::string RenderTable(const Snapshot& s, const Diagnosis* diagnosis) {
   return out;
 }
 
-std::string RenderJson(const Snapshot& s, const Diagnosis* diagnosis) {
+std::string RenderJson(const Collection& collection) {
+  const Snapshot& s = collection.snapshot;
   std::string out = "{";
   for (const Headline& h : Headlines(s)) absl::StrAppend(&out, "\"", h.name, "\":", h.value, ",");
   out += "\"states\":{";
@@ -247,7 +235,7 @@ std::string RenderJson(const Snapshot& s, const Diagnosis* diagnosis) {
     absl::StrAppend(&out, "\"", MetricName(state), "\":", s.Count(state));
   }
   out += "},";
-  if (!s.families_complete) {
+  if (s.counting == Counting::kKernelCounters) {
     // Totals the per-family objects above do not include.
     out += "\"unsplit\":{";
     for (TcpState state : kAllStates) {
@@ -256,7 +244,7 @@ std::string RenderJson(const Snapshot& s, const Diagnosis* diagnosis) {
     }
     out += "},";
   }
-  if (diagnosis != nullptr) AppendWhyJson(*diagnosis, &out);
+  if (collection.diagnosis) AppendWhyJson(*collection.diagnosis, &out);
   out += "\"source\":";
   AppendJsonString(SourceKindName(s.source), &out);
   out += ",\"source_detail\":";

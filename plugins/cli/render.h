@@ -4,21 +4,22 @@
 
 #include <string>
 
-#include "common/diagnosis/diagnosis.h"
-#include "common/model/snapshot.h"
+#include "common/collection/collector.h"
 
 namespace tcpstates::cli {
 
-// The five headline metrics, every state by family, the "why" section when `diagnosis` is
-// given, then source and timing. Process names are shown with unprintable bytes escaped
-// (\xNN), so a hostile name cannot move the cursor or fake a line.
-std::string RenderTable(const Snapshot& snapshot, const Diagnosis* diagnosis = nullptr);
+// The five headline metrics, every state by family, the "why" section when the collection
+// has a diagnosis, then source and timing. Names from outside (processes, units) are shown
+// with every byte that is not printable ASCII escaped (\xNN), so a hostile name cannot move
+// the cursor, retitle the terminal or fake a line.
+std::string RenderTable(const Collection& collection);
 
 // One line: {"tcp_connections":N, ..., "states":{"ipv4":{...},"ipv6":{...}},
 // "totals":{"established":N,...} (every state over both families),
 // "close_wait_owners":[...], ..., "source":..., ...}. Strings are valid JSON whatever their
-// bytes: control characters are \u-escaped and bytes that are not UTF-8 become \u00XX.
-std::string RenderJson(const Snapshot& snapshot, const Diagnosis* diagnosis = nullptr);
+// bytes, and safe on a terminal: C0 and C1 control characters and DEL are \u-escaped, and
+// bytes that are not UTF-8 become \u00XX.
+std::string RenderJson(const Collection& collection);
 
 }  // namespace tcpstates::cli
 

@@ -6,7 +6,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "common/collection/collector.h"
 
 namespace tcpstates {
 namespace {
@@ -58,17 +57,20 @@ absl::StatusOr<int> ParsePositive(const oconfig_item_t& item, int max) {
                                                  ", got ", DescribeValues(item)));
 }
 
-absl::StatusOr<SourceKind> ParseSource(const oconfig_item_t& item) {
+// One word, turned into the core's type by `parse` (whose message names what it accepts).
+template <typename Parse>
+auto ParseWord(const oconfig_item_t& item, absl::string_view accepted, Parse parse)
+    -> decltype(parse(absl::string_view())) {
   if (item.values_num != 1 || item.children_num != 0 ||
       item.values[0].type != OCONFIG_TYPE_STRING) {
     return absl::InvalidArgumentError(
-        absl::StrCat(item.key, " takes one of auto, netlink or proc, got ", DescribeValues(item)));
+        absl::StrCat(item.key, " takes one of ", accepted, ", got ", DescribeValues(item)));
   }
-  absl::StatusOr<SourceKind> kind = ParseSourceKind(item.values[0].value.string);
-  if (!kind.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(item.key, ": ", kind.status().message()));
+  auto parsed = parse(item.values[0].value.string);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(item.key, ": ", parsed.status().message()));
   }
-  return kind;
+  return parsed;
 }
 
 // The true/false options, all parsed alike.
@@ -103,26 +105,15 @@ absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* opti
       if (!value.ok()) return value.status();
       options->*option->field = *value;
     } else if (absl::EqualsIgnoreCase(key, "Source")) {
-      absl::StatusOr<SourceKind> source = ParseSource(item);
+      absl::StatusOr<SourceKind> source =
+          ParseWord(item, "auto, netlink or proc", ParseSourceKind);
       if (!source.ok()) return source.status();
       options->source = *source;
     } else if (absl::EqualsIgnoreCase(key, "Counting")) {
-      if (item.values_num != 1 || item.children_num != 0 ||
-          item.values[0].type != OCONFIG_TYPE_STRING) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            item.key, " takes one of auto, full or counters, got ", DescribeValues(item)));
-      }
-      const absl::string_view value = item.values[0].value.string;
-      if (absl::EqualsIgnoreCase(value, "auto")) {
-        options->counting = CountingOption::kAuto;
-      } else if (absl::EqualsIgnoreCase(value, "full")) {
-        options->counting = CountingOption::kFull;
-      } else if (absl::EqualsIgnoreCase(value, "counters")) {
-        options->counting = CountingOption::kCounters;
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat(item.key, ": unknown counting \"", value,
-                                                       "\": expected auto, full or counters"));
-      }
+      absl::StatusOr<CountingChoice> counting =
+          ParseWord(item, "auto, full or counters", ParseCountingChoice);
+      if (!counting.ok()) return counting.status();
+      options->counting = *counting;
     } else if (absl::EqualsIgnoreCase(key, "TopOwners")) {
       absl::StatusOr<int> value = ParsePositive(item, kMaxTopOwners);
       if (!value.ok()) return value.status();
@@ -136,12 +127,25 @@ absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* opti
           absl::StrCat("unknown option \"", key, "\"; accepted options: ", kAcceptedOptions));
     }
   }
-  if (options->counting == CountingOption::kCounters && options->needs_every_socket()) {
+  if (absl::Status status = ValidateRequest(options->Request()); !status.ok()) {
     return absl::InvalidArgumentError(
-        "Counting counters: ReportByFamily and PortPressure need every socket in the dump; "
-        "use Counting auto or full");
+        absl::StrCat(status.message(), " (ReportByFamily and PortPressure need every socket)"));
   }
   return absl::OkStatus();
+}
+
+CollectionRequest PluginOptions::Request() const {
+  CollectionRequest request{.source = source, .counting = counting, .per_family = report_by_family};
+  if (close_wait_owners || listen_ports || port_pressure) {
+    DiagnosisOptions diagnosis;
+    diagnosis.close_wait_owners = close_wait_owners;
+    diagnosis.owners.top = top_owners;
+    diagnosis.listen_inventory = listen_ports;
+    diagnosis.max_listen_ports = static_cast<size_t>(max_listen_ports);
+    diagnosis.port_pressure = port_pressure;
+    request.diagnosis = diagnosis;
+  }
+  return request;
 }
 
 }  // namespace tcpstates

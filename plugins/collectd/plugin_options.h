@@ -5,7 +5,7 @@
 #define TCPSTATES_PLUGINS_COLLECTD_PLUGIN_OPTIONS_H_
 
 #include "absl/status/status.h"
-#include "common/model/snapshot.h"
+#include "common/collection/collection_request.h"
 
 extern "C" {
 #include "collectd/liboconfig/oconfig.h"
@@ -17,13 +17,9 @@ namespace tcpstates {
 inline constexpr int kMaxTopOwners = 1000;
 inline constexpr int kMaxMaxListenPorts = 65536;
 
-// How ESTABLISHED and TIME_WAIT are counted (see Counting in common/collector.h). kAuto
-// takes the cheaper counter-assisted way unless an option needs every socket.
-enum class CountingOption { kAuto, kFull, kCounters };
-
 struct PluginOptions {
   SourceKind source = SourceKind::kAuto;
-  CountingOption counting = CountingOption::kAuto;
+  CountingChoice counting = CountingChoice::kAuto;
   bool report_by_family = false;
   bool report_listen_change = true;
   bool close_wait_owners = true;
@@ -34,18 +30,17 @@ struct PluginOptions {
   // Off by default: it needs every ESTABLISHED and TIME_WAIT socket, i.e. a full dump at
   // every read, which is what counter-assisted counting saves on busy servers.
   bool port_pressure = false;
-  bool any_diagnosis() const { return close_wait_owners || listen_ports || port_pressure; }
-  // Options whose values need every socket in the dump.
-  bool needs_every_socket() const { return report_by_family || port_pressure; }
+  // What every read collects.
+  CollectionRequest Request() const;
 };
 
 inline constexpr char kAcceptedOptions[] =
     "Source, Counting, ReportByFamily, ReportListenChange, CloseWaitOwners, TopOwners, "
     "ListenPorts, MaxListenPorts, NotifyVanishedListeners, PortPressure";
 
-// Applies the options in `block` (the <Plugin tcpstates> block) over *options. An unknown key
-// or a bad value is InvalidArgument with a message naming the key and what it accepts; the
-// daemon logs it and refuses to start.
+// Applies the options in `block` (the <Plugin tcpstates> block) over *options. An unknown key,
+// a bad value, or a combination the core cannot serve (ValidateRequest) is InvalidArgument
+// with a message naming the key and what it accepts; the daemon logs it and refuses to start.
 absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* options);
 
 }  // namespace tcpstates

@@ -1,7 +1,7 @@
 // tcpstates.so: the collectd read plugin. A translation layer only: <Plugin tcpstates> is
-// parsed into PluginOptions, init creates the core's Collector (which owns the netlink socket
-// and buffers) and Diagnoser, each read turns one Snapshot and its Diagnosis into collectd
-// values (names made safe by collectd_names.h), shutdown releases it all.
+// parsed into PluginOptions (a CollectionRequest), init creates the core's Collector (which
+// owns the netlink socket, the buffers and the analyses), each read turns one Collection into
+// collectd values (names made safe by collectd_names.h), shutdown releases it all.
 //
 // collectd is C: its headers have no extern "C", it calls us through plain function
 // pointers, and an exception unwinding through its frames would kill the daemon. So every
@@ -22,7 +22,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/collection/collector.h"
-#include "common/diagnosis/diagnosis.h"
 #include "common/model/snapshot.h"
 #include "common/model/tcp_state.h"
 #include "common/version.h"
@@ -81,10 +80,9 @@ class TcpStatesPlugin {
 
   PluginOptions options_;
   std::optional<Collector> collector_;
-  std::optional<Diagnoser> diagnoser_;
-  // Owner pids last logged, to log "who holds CLOSE_WAIT" only when it changes; nullopt
-  // while there is no CLOSE_WAIT socket.
-  std::optional<std::vector<int>> logged_owner_pids_;
+  // Owners last logged (pid and name of each), to log "who holds CLOSE_WAIT" only when it
+  // changes; nullopt while there is no CLOSE_WAIT socket.
+  std::optional<std::string> logged_owners_;
   std::string logged_source_detail_;
   Series all_{kAllInstance, std::nullopt};
   std::array<Series, 2> families_{Series{std::string(FamilyName(Family::kIpv4)), std::nullopt},
@@ -116,12 +114,7 @@ absl::Status TcpStatesPlugin::Configure(const oconfig_item_t& block) {
 
 absl::Status TcpStatesPlugin::Init() {
   INFO("%s plugin %s: initialising", kPluginName, TCPSTATES_VERSION);
-  const bool counters =
-      options_.counting == CountingOption::kCounters ||
-      (options_.counting == CountingOption::kAuto && !options_.needs_every_socket());
-  absl::StatusOr<Collector> collector =
-      Collector::Create({.source = options_.source,
-                         .counting = counters ? Counting::kKernelCounters : Counting::kFullDump});
+  absl::StatusOr<Collector> collector = Collector::Create(options_.Request());
   if (!collector.ok()) {
     return absl::Status(
         collector.status().code(),
@@ -129,23 +122,16 @@ absl::Status TcpStatesPlugin::Init() {
                      "): ", collector.status().message(), "; \"Source auto\" falls back to /proc"));
   }
   collector_ = std::move(*collector);
-  if (options_.any_diagnosis()) {
-    DiagnosisOptions diagnosis;
-    diagnosis.close_wait_owners = options_.close_wait_owners;
-    diagnosis.owners.top = options_.top_owners;
-    diagnosis.listen_inventory = options_.listen_ports;
-    diagnosis.max_listen_ports = static_cast<size_t>(options_.max_listen_ports);
-    diagnosis.port_pressure = options_.port_pressure;
-    diagnoser_.emplace(diagnosis);
-  }
+  INFO("%s plugin: counting %s (%s)", kPluginName,
+       std::string(CountingName(collector_->counting())).c_str(),
+       collector_->plan().why.c_str());
   LogSourceIfChanged(collector_->source_detail());
   return absl::OkStatus();
 }
 
 void TcpStatesPlugin::Shutdown() {
-  collector_.reset();  // closes the netlink socket and frees the read buffers
-  diagnoser_.reset();
-  logged_owner_pids_.reset();
+  collector_.reset();  // closes the netlink socket, frees the buffers and the analyses
+  logged_owners_.reset();
   logged_source_detail_.clear();
   all_.previous_listen.reset();
   for (Series& series : families_) series.previous_listen.reset();
@@ -203,16 +189,14 @@ void TcpStatesPlugin::DispatchCounts(const StateCounts& counts, Series* series) 
 void TcpStatesPlugin::DispatchOwners(const CloseWaitAttribution& attribution) {
   // No CLOSE_WAIT socket, nothing extra: the healthy case adds no series.
   if (attribution.attributed == 0 && attribution.unattributed == 0) {
-    logged_owner_pids_.reset();
+    logged_owners_.reset();
     return;
   }
-  // Processes whose sanitized unit and name coincide (the workers of one service, or names
-  // differing only in replaced bytes) share one series, summed: collectd keeps one value per
-  // identifier and read, and would reject the second as "too old".
+  // Owners whose sanitized unit and name coincide (names differing only in replaced bytes)
+  // share one series, summed: collectd keeps one value per identifier and read, and would
+  // reject the second as "too old".
   std::vector<std::pair<std::string, uint64_t>> series;
-  std::vector<int> pids;
   std::string who;
-  uint64_t listed = 0;
   for (const CloseWaitOwner& owner : attribution.owners) {
     std::string instance = collectd_names::OwnerInstance(owner.unit, owner.comm);
     auto it = std::find_if(series.begin(), series.end(),
@@ -222,30 +206,38 @@ void TcpStatesPlugin::DispatchOwners(const CloseWaitAttribution& attribution) {
     } else {
       series.emplace_back(std::move(instance), owner.sockets);
     }
-    listed += owner.sockets;
-    pids.push_back(owner.pid);
-    absl::StrAppend(&who, who.empty() ? "" : ", ", "pid ", owner.pid, " ",
+    absl::StrAppend(&who, who.empty() ? "" : ", ", owner.sockets, " by ",
                     collectd_names::SanitizeName(owner.comm), " (",
-                    collectd_names::SanitizeName(owner.unit), ") ", owner.sockets);
+                    collectd_names::SanitizeName(owner.unit), ", ", owner.processes,
+                    owner.processes == 1 ? " process, pid " : " processes, most in pid ",
+                    owner.pid, ")");
   }
   for (const auto& [instance, sockets] : series) {
     Dispatch(kOwnersInstance, kCountType, instance, static_cast<gauge_t>(sockets));
   }
-  // Attributed to owners beyond TopOwners, so that the values add up to close_wait.
-  Dispatch(kOwnersInstance, kCountType, "other",
-           static_cast<gauge_t>(attribution.attributed - std::min(listed, attribution.attributed)));
+  // Held by owners beyond TopOwners, so that the values add up to close_wait.
+  Dispatch(kOwnersInstance, kCountType, "other", static_cast<gauge_t>(attribution.other_sockets));
   Dispatch(kOwnersInstance, kCountType, "unattributed",
            static_cast<gauge_t>(attribution.unattributed));
   Dispatch(kOwnersInstance, kPlainCountType, "unreadable_processes",
            static_cast<gauge_t>(attribution.processes_unreadable));
+  Dispatch(kOwnersInstance, kPlainCountType, "hidden_processes",
+           static_cast<gauge_t>(attribution.processes_hidden));
   // Pids are not in the series names (a restart would start new series); they are logged
-  // whenever the set of owners changes, with names sanitized as in the values (no line
-  // breaks from a hostile comm).
-  if (pids != logged_owner_pids_) {
-    INFO("%s plugin: CLOSE_WAIT sockets held by: %s; unattributed %llu", kPluginName,
-         who.empty() ? "no readable process" : who.c_str(),
-         static_cast<unsigned long long>(attribution.unattributed));
-    logged_owner_pids_ = std::move(pids);
+  // whenever the owners or the unattributed count change, with names sanitized as in the
+  // values (no line breaks from a hostile comm), together with why any socket is
+  // unattributed.
+  if (who.empty()) who = "no readable process";
+  if (attribution.other_sockets > 0) {
+    absl::StrAppend(&who, ", ", attribution.other_sockets, " by ", attribution.other_owners,
+                    " more owners");
+  }
+  absl::StrAppend(&who, "; unattributed ", attribution.unattributed);
+  if (who != logged_owners_) {
+    const std::string why = attribution.unattributed > 0 ? attribution.Why() : "";
+    INFO("%s plugin: CLOSE_WAIT sockets held by: %s%s%s", kPluginName, who.c_str(),
+         why.empty() ? "" : ": ", why.c_str());
+    logged_owners_ = std::move(who);
   }
 }
 
@@ -310,19 +302,14 @@ void TcpStatesPlugin::DispatchPortPressure(const PortPressureReport& report) {
 }
 
 absl::Status TcpStatesPlugin::Read() {
-  absl::StatusOr<Snapshot> snapshot =
-      !collector_.has_value() ? absl::FailedPreconditionError("read callback ran before init")
-      : diagnoser_.has_value()
-          ? collector_->Collect([this](const SocketRecord& r) { diagnoser_->Observe(r); })
-          : collector_->Collect();
-  if (!snapshot.ok()) {
-    // Forget what the failed collection observed; the last good one stays the reference,
-    // so a listener that vanishes across the failure is still named at the next read.
-    if (diagnoser_.has_value()) diagnoser_->Discard();
+  if (!collector_.has_value()) return absl::FailedPreconditionError("read callback ran before init");
+  absl::StatusOr<Collection> collection = collector_->Collect();
+  if (!collection.ok()) {
     c_complain(LOG_ERR, &read_complaint_, "%s plugin: no socket table could be read: %s",
-               kPluginName, snapshot.status().ToString().c_str());
-    return snapshot.status();
+               kPluginName, collection.status().ToString().c_str());
+    return collection.status();
   }
+  const Snapshot* snapshot = &collection->snapshot;
   c_release(LOG_INFO, &read_complaint_, "%s plugin: socket table readable again", kPluginName);
   LogSourceIfChanged(snapshot->source_detail);
   if (snapshot->malformed > 0) {
@@ -344,8 +331,8 @@ absl::Status TcpStatesPlugin::Read() {
       DispatchCounts(snapshot->ForFamily(family), &families_[static_cast<size_t>(family)]);
     }
   }
-  if (diagnoser_.has_value()) {
-    const Diagnosis diagnosis = diagnoser_->Finish();
+  if (collection->diagnosis) {
+    const Diagnosis& diagnosis = *collection->diagnosis;
     if (diagnosis.close_wait) DispatchOwners(*diagnosis.close_wait);
     if (diagnosis.listen) DispatchListenPorts(*diagnosis.listen);
     if (diagnosis.port_pressure) DispatchPortPressure(*diagnosis.port_pressure);

@@ -58,35 +58,41 @@ std::string StoredTagValue(absl::string_view value) {
   return line_protocol::EscapeKeyOrTagValue(value);
 }
 
+absl::string_view OwnerSearchName(CgroupNarrowing narrowing) {
+  switch (narrowing) {
+    case CgroupNarrowing::kUsed:
+      return "cgroup";
+    case CgroupNarrowing::kNoCgroupIds:
+      return "no_cgroup_ids";
+    case CgroupNarrowing::kNoCgroupFs:
+      return "no_cgroup_fs";
+  }
+  return "?";
+}
+
 absl::Status AppendCloseWait(const CloseWaitAttribution& attribution, absl::Time time,
                              std::string* out) {
-  // pid is a field, so two owners with the same comm and unit (a pre-forked server's
-  // workers) would be the same series at the same timestamp, and InfluxDB would keep only
-  // the last one. They become one line: their sockets summed, the pid of the one holding the
-  // most, and how many processes it stands for.
-  struct Line {
-    const CloseWaitOwner* first;  // owners come most sockets first: this one holds the most
-    uint64_t sockets;
-    int64_t processes;
-  };
-  std::vector<Line> lines;
+  // The core merged owners by (comm, unit). pid is a field, so two owners whose names are
+  // the same once stored (the encoder drops trailing backslashes) would be one series at
+  // one timestamp and InfluxDB would keep only the last: they become one line, summed.
+  std::vector<CloseWaitOwner> lines;
   lines.reserve(attribution.owners.size());
   absl::flat_hash_map<std::pair<std::string, std::string>, size_t> line_of;
   for (const CloseWaitOwner& owner : attribution.owners) {
     auto [it, inserted] =
         line_of.try_emplace({StoredTagValue(owner.comm), StoredTagValue(owner.unit)}, lines.size());
     if (inserted) {
-      lines.push_back({&owner, owner.sockets, 1});
+      lines.push_back(owner);  // owners come most sockets first: its pid stays the line's
     } else {
       lines[it->second].sockets += owner.sockets;
-      ++lines[it->second].processes;
+      lines[it->second].processes += owner.processes;
     }
   }
-  for (const Line& line : lines) {
+  for (const CloseWaitOwner& line : lines) {
     line_protocol::LinePoint point(kCloseWaitMeasurement);
-    point.AddTag("comm", line.first->comm).AddTag("unit", line.first->unit);
+    point.AddTag("comm", line.comm).AddTag("unit", line.unit);
     point.AddInt("sockets", AsFieldInteger(line.sockets))
-        .AddInt("pid", line.first->pid)
+        .AddInt("pid", line.pid)
         .AddInt("processes", line.processes);
     point.SetTime(time);
     if (absl::Status status = point.AppendTo(out); !status.ok()) return status;
@@ -95,8 +101,16 @@ absl::Status AppendCloseWait(const CloseWaitAttribution& attribution, absl::Time
   // users' fds, and this says how much is unattributed and why instead of failing quietly.
   line_protocol::LinePoint summary(kCloseWaitSummaryMeasurement);
   summary.AddInt("attributed", AsFieldInteger(attribution.attributed))
+      .AddInt("other", AsFieldInteger(attribution.other_sockets))
+      .AddInt("other_owners", AsFieldInteger(attribution.other_owners))
       .AddInt("unattributed", AsFieldInteger(attribution.unattributed))
-      .AddInt("processes_unreadable", attribution.processes_unreadable);
+      .AddInt("not_accepted", AsFieldInteger(attribution.not_accepted))
+      .AddInt("processes_unreadable", attribution.processes_unreadable)
+      .AddInt("processes_hidden", attribution.processes_hidden)
+      .AddInt("processes_failed", attribution.processes_failed)
+      .AddInt("budget_exhausted", attribution.budget_exhausted ? 1 : 0)
+      .AddString("owner_search", OwnerSearchName(attribution.narrowing))
+      .AddString("why", attribution.Why());
   summary.SetTime(time);
   return summary.AppendTo(out);
 }
@@ -169,8 +183,8 @@ absl::Status AppendDiagnosis(const Snapshot& snapshot, const Diagnosis& diagnosi
 
 }  // namespace
 
-absl::StatusOr<std::string> RenderBatch(const Snapshot& snapshot, const BatchOptions& options,
-                                        const Diagnosis* diagnosis) {
+absl::StatusOr<std::string> RenderBatch(const Collection& collection, const BatchOptions& options) {
+  const Snapshot& snapshot = collection.snapshot;
   absl::string_view measurement = options.measurement;
   if (measurement.empty()) {
     measurement = options.netstat_compat ? kNetstatMeasurement : kDefaultMeasurement;
@@ -191,8 +205,9 @@ absl::StatusOr<std::string> RenderBatch(const Snapshot& snapshot, const BatchOpt
       }
     }
   }
-  if (diagnosis != nullptr) {
-    if (absl::Status status = AppendDiagnosis(snapshot, *diagnosis, &batch); !status.ok()) {
+  if (collection.diagnosis) {
+    if (absl::Status status = AppendDiagnosis(snapshot, *collection.diagnosis, &batch);
+        !status.ok()) {
       return status;
     }
   }

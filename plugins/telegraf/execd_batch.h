@@ -8,8 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "common/diagnosis/diagnosis.h"
-#include "common/model/snapshot.h"
+#include "common/collection/collector.h"
 
 namespace tcpstates::telegraf {
 
@@ -39,11 +38,14 @@ struct BatchOptions {
 // The lines for one snapshot, each ending in '\n', all stamped with snapshot.taken_at:
 //   tcpstates tcp_connections=N,tcp_established=N,tcp_time_wait=N,tcp_close_wait=N,
 //             tcp_listen=N,tcp_syn_sent=N,... <ns>
-// every state present, integers with `i`. Then, for each analysis `diagnosis` (optional)
-// carries:
+// every state present, integers with `i`. Then, for each analysis the collection's
+// diagnosis carries:
 //   tcpstates_close_wait,comm=C,unit=U sockets=N,pid=P,processes=N   per owner (by comm+unit)
-//   tcpstates_close_wait_summary attributed=N,unattributed=N,processes_unreadable=N
-//                     (both only when the snapshot has CLOSE_WAIT sockets)
+//   tcpstates_close_wait_summary attributed=N,other=N,other_owners=N,unattributed=N,
+//                     not_accepted=N,processes_unreadable=N,processes_hidden=N,
+//                     processes_failed=N,budget_exhausted=0|1,owner_search="...",why="..."
+//                     (both only when the snapshot has CLOSE_WAIT sockets; the owner lines
+//                     plus `other` always make `attributed`)
 //   tcpstates_listen,family=F,port=P sockets=N            per listening port
 //   tcpstates_listen_vanished,family=F,port=P sockets=N   per port gone since the last gather
 //   tcpstates_port_pressure[,endpoint=E] ports_in_use=N,ratio=R,range_size=N,range_low=N,
@@ -51,8 +53,7 @@ struct BatchOptions {
 // Fails only when options.measurement cannot be encoded (InvalidArgument): every other name
 // is fixed and hostile values (process names) are always encodable, so checking the options
 // once at start-up is enough.
-absl::StatusOr<std::string> RenderBatch(const Snapshot& snapshot, const BatchOptions& options,
-                                        const Diagnosis* diagnosis = nullptr);
+absl::StatusOr<std::string> RenderBatch(const Collection& collection, const BatchOptions& options);
 
 }  // namespace tcpstates::telegraf
 

@@ -3,12 +3,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/time.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -45,6 +47,39 @@ int TriggerSignal(TriggerMode mode) {
 // from ever gathering.
 constexpr int kMaxDrainRounds = 64;
 
+// Every signal Telegraf may send: the stops, and all three triggers whatever the mode, so
+// that a trigger meant for another mode is reported instead of killing us.
+sigset_t HandledSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int signal_number : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) {
+    sigaddset(&signals, signal_number);
+  }
+  return signals;
+}
+
+sigset_t StopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  return signals;
+}
+
+volatile sig_atomic_t stop_signal_while_working = 0;
+
+// Async-signal-safe: a flag, and an alarm that ends the process at the deadline.
+void NoteStop(int signal_number) {
+  if (stop_signal_while_working != 0) return;
+  stop_signal_while_working = signal_number;
+  itimerval deadline = {};
+  deadline.it_value.tv_usec =
+      static_cast<suseconds_t>(absl::ToInt64Microseconds(GatherTrigger::kStopDeadline));
+  setitimer(ITIMER_REAL, &deadline, nullptr);
+}
+
+void ExitNow(int) { _exit(0); }
+
 }  // namespace
 
 absl::StatusOr<TriggerMode> ParseTriggerMode(absl::string_view text) {
@@ -67,11 +102,7 @@ absl::StatusOr<GatherTrigger> GatherTrigger::Create(TriggerMode mode, absl::Dura
                                                     int input_fd, int output_fd) {
   GatherTrigger trigger(mode, interval, input_fd, output_fd);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  if (int signal_number = TriggerSignal(mode)) sigaddset(&signals, signal_number);
+  sigset_t signals = HandledSignals();
   // Blocked signals stay pending until the signalfd reads them: one arriving in the middle
   // of a gather interrupts nothing and is seen by the next Wait().
   if (sigprocmask(SIG_BLOCK, &signals, nullptr) != 0) return PosixError(errno, "sigprocmask");
@@ -96,7 +127,8 @@ GatherTrigger::GatherTrigger(GatherTrigger&& other) noexcept
       output_fd_(other.output_fd_),
       signal_fd_(other.signal_fd_),
       timer_fd_(other.timer_fd_),
-      pending_stop_(std::move(other.pending_stop_)) {
+      pending_stop_(std::move(other.pending_stop_)),
+      pending_gather_(other.pending_gather_) {
   other.signal_fd_ = -1;
   other.timer_fd_ = -1;
 }
@@ -141,7 +173,8 @@ absl::StatusOr<bool> GatherTrigger::ReadInput(std::optional<Event>* stop) {
   return mode_ == TriggerMode::kStdin && std::memchr(buffer, '\n', n) != nullptr;
 }
 
-absl::StatusOr<bool> GatherTrigger::ReadSignals(std::optional<Event>* stop) {
+absl::StatusOr<bool> GatherTrigger::ReadSignals(std::optional<Event>* stop,
+                                                std::optional<Event>* ignored) {
   bool gather = false;
   signalfd_siginfo info;
   while (true) {
@@ -157,6 +190,10 @@ absl::StatusOr<bool> GatherTrigger::ReadSignals(std::optional<Event>* stop) {
       *stop = Event{Event::Kind::kStop, signal_number == SIGTERM ? "SIGTERM" : "SIGINT"};
     } else if (signal_number == TriggerSignal(mode_)) {
       gather = true;
+    } else {
+      const char* name = sigabbrev_np(signal_number);
+      *ignored = Event{Event::Kind::kIgnoredSignal,
+                       name ? absl::StrCat("SIG", name) : absl::StrCat("signal ", signal_number)};
     }
   }
 }
@@ -177,70 +214,128 @@ absl::StatusOr<bool> GatherTrigger::ReadTimer() {
   return true;
 }
 
-absl::StatusOr<GatherTrigger::Event> GatherTrigger::Wait() {
-  if (pending_stop_) {
-    Event stop = std::move(*pending_stop_);
-    pending_stop_.reset();
-    return stop;
+absl::StatusOr<int> GatherTrigger::PollOnce(int timeout_ms, short output_events, bool* gather,
+                                            std::optional<Event>* stop,
+                                            std::optional<Event>* ignored, bool* output_ready) {
+  enum { kInput, kSignals, kTimer, kOutput, kFdCount };
+  pollfd fds[kFdCount] = {
+      {.fd = input_fd_, .events = POLLIN, .revents = 0},
+      {.fd = signal_fd_, .events = POLLIN, .revents = 0},
+      {.fd = timer_fd_, .events = POLLIN, .revents = 0},
+      // Even with no events requested, poll reports POLLERR once a pipe's reader is gone.
+      {.fd = output_fd_, .events = output_events, .revents = 0},
+  };
+  int ready = poll(fds, kFdCount, timeout_ms);
+  if (ready < 0) {
+    if (errno == EINTR) return 0;
+    return PosixError(errno, "poll");
   }
+  if (fds[kSignals].revents & POLLIN) {
+    absl::StatusOr<bool> asked = ReadSignals(stop, ignored);
+    if (!asked.ok()) return asked.status();
+    *gather |= *asked;
+  }
+  if (fds[kTimer].revents & POLLIN) {
+    absl::StatusOr<bool> asked = ReadTimer();
+    if (!asked.ok()) return asked.status();
+    *gather |= *asked;
+  }
+  if (fds[kInput].revents & POLLNVAL) {
+    input_fd_ = -1;
+    if (mode_ == TriggerMode::kStdin) *stop = Event{Event::Kind::kStop, "stdin is not open"};
+  } else if (fds[kInput].revents & (POLLIN | POLLHUP | POLLERR)) {
+    absl::StatusOr<bool> asked = ReadInput(stop);
+    if (!asked.ok()) return asked.status();
+    *gather |= *asked;
+  }
+  if (fds[kOutput].revents & POLLNVAL) {
+    output_fd_ = -1;
+  } else if (fds[kOutput].revents & (POLLERR | POLLHUP)) {
+    // Nobody will read a batch: do not gather, stop now.
+    *stop = Event{Event::Kind::kStop, "stdout closed by the reader"};
+  } else if ((fds[kOutput].revents & POLLOUT) && output_ready != nullptr) {
+    *output_ready = true;
+  }
+  return ready;
+}
+
+absl::StatusOr<GatherTrigger::Event> GatherTrigger::Wait() {
   // Loops only when a wake-up asked for nothing (stdin data without a newline, a signal mode's
   // stdin chatter, a clock step).
   while (true) {
-    bool gather = false;
-    std::optional<Event> stop;
-    // The first poll blocks; later rounds only collect what is already there, so everything
-    // that arrived during the previous gather is merged into one answer.
-    for (int round = 0; round < kMaxDrainRounds; ++round) {
-      enum { kInput, kSignals, kTimer, kOutput, kFdCount };
-      pollfd fds[kFdCount] = {
-          {.fd = input_fd_, .events = POLLIN, .revents = 0},
-          {.fd = signal_fd_, .events = POLLIN, .revents = 0},
-          {.fd = timer_fd_, .events = POLLIN, .revents = 0},
-          // No events requested: poll still reports POLLERR once a pipe's reader is gone.
-          {.fd = output_fd_, .events = 0, .revents = 0},
-      };
-      const bool blocking = round == 0;
-      int ready = poll(fds, kFdCount, blocking ? -1 : 0);
-      if (ready < 0) {
-        if (errno == EINTR) {
-          --round;
-          continue;
-        }
-        return PosixError(errno, "poll");
+    bool gather = std::exchange(pending_gather_, false);
+    std::optional<Event> stop = std::exchange(pending_stop_, std::nullopt);
+    std::optional<Event> ignored;
+    // The first poll blocks unless something is already due; later rounds only collect what
+    // is already there, so everything that arrived during the previous gather is merged into
+    // one answer.
+    for (int round = 0; round < kMaxDrainRounds && !stop; ++round) {
+      const bool blocking = round == 0 && !gather;
+      absl::StatusOr<int> ready = PollOnce(blocking ? -1 : 0, 0, &gather, &stop, &ignored, nullptr);
+      if (!ready.ok()) return ready.status();
+      if (ignored) {
+        pending_gather_ = gather;
+        pending_stop_ = std::move(stop);
+        return *ignored;
       }
-      if (ready == 0) break;
-
-      if (fds[kSignals].revents & POLLIN) {
-        absl::StatusOr<bool> asked = ReadSignals(&stop);
-        if (!asked.ok()) return asked.status();
-        gather |= *asked;
-      }
-      if (fds[kTimer].revents & POLLIN) {
-        absl::StatusOr<bool> asked = ReadTimer();
-        if (!asked.ok()) return asked.status();
-        gather |= *asked;
-      }
-      if (fds[kInput].revents & POLLNVAL) {
-        input_fd_ = -1;
-        if (mode_ == TriggerMode::kStdin) stop = Event{Event::Kind::kStop, "stdin is not open"};
-      } else if (fds[kInput].revents & (POLLIN | POLLHUP | POLLERR)) {
-        absl::StatusOr<bool> asked = ReadInput(&stop);
-        if (!asked.ok()) return asked.status();
-        gather |= *asked;
-      }
-      if (fds[kOutput].revents & POLLNVAL) {
-        output_fd_ = -1;
-      } else if (fds[kOutput].revents & (POLLERR | POLLHUP)) {
-        // Nobody will read a batch: do not gather, stop now.
-        return Event{Event::Kind::kStop, "stdout closed by the reader", /*output_closed=*/true};
-      }
-      if (stop) break;
+      if (*ready == 0 && !blocking) break;
     }
     if (gather) {
       pending_stop_ = std::move(stop);
       return Event{Event::Kind::kGather, ""};
     }
     if (stop) return *stop;
+  }
+}
+
+absl::StatusOr<GatherTrigger::Event> GatherTrigger::WaitUntilWritable() {
+  while (true) {
+    // A stdout we stopped watching (not open) is "writable": the write then fails and is
+    // reported.
+    if (output_fd_ < 0) return Event{Event::Kind::kGather, ""};
+    bool gather = false;
+    bool writable = false;
+    std::optional<Event> stop;
+    std::optional<Event> ignored;
+    absl::StatusOr<int> ready = PollOnce(-1, POLLOUT, &gather, &stop, &ignored, &writable);
+    if (!ready.ok()) return ready.status();
+    pending_gather_ |= gather;
+    if (stop) return *stop;
+    if (ignored) return *ignored;
+    if (writable) return Event{Event::Kind::kGather, ""};
+  }
+}
+
+GatherTrigger::Working::Working() {
+  struct sigaction exit_now = {};
+  exit_now.sa_handler = ExitNow;
+  sigaction(SIGALRM, &exit_now, nullptr);
+  struct sigaction note_stop = {};
+  note_stop.sa_handler = NoteStop;
+  sigaction(SIGTERM, &note_stop, nullptr);
+  sigaction(SIGINT, &note_stop, nullptr);
+  sigset_t stops = StopSignals();
+  sigprocmask(SIG_UNBLOCK, &stops, nullptr);
+}
+
+GatherTrigger::Working::~Working() {
+  sigset_t stops = StopSignals();
+  sigprocmask(SIG_BLOCK, &stops, nullptr);
+  struct sigaction default_action = {};
+  default_action.sa_handler = SIG_DFL;
+  sigaction(SIGTERM, &default_action, nullptr);
+  sigaction(SIGINT, &default_action, nullptr);
+  // SIGALRM keeps ExitNow: a deadline started during the work still ends the process.
+}
+
+std::optional<std::string> GatherTrigger::StopRequestedWhileWorking() {
+  switch (stop_signal_while_working) {
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    default:
+      return std::nullopt;
   }
 }
 

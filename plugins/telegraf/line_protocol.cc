@@ -8,6 +8,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/model/utf8.h"
 
 namespace tcpstates::line_protocol {
 namespace {
@@ -32,15 +34,32 @@ char VisibleEscapeLetter(char c) {
   }
 }
 
-void AppendEscaped(absl::string_view text, absl::string_view escaped_bytes, std::string* out) {
-  for (char c : text) {
-    if (char letter = VisibleEscapeLetter(c)) {
+// Appends `text` with the bytes in `escaped_bytes` backslash-escaped and everything a
+// terminal would act on made visible: TAB, LF, FF, CR as \t \n \f \r (as Telegraf's serializer
+// writes them), every other control (C0, DEL, C1) and every byte that is not UTF-8 as \xNN,
+// one per byte. `visible_backslash` is how the backslash of those forms is written: "\\" in
+// names and tag values, where a backslash before a letter is literal, "\\\\" inside a string
+// field, where a backslash may only escape '\\' or '"'.
+void AppendEscaped(absl::string_view text, absl::string_view escaped_bytes,
+                   absl::string_view visible_backslash, std::string* out) {
+  for (size_t i = 0; i < text.size();) {
+    uint32_t code_point = 0;
+    size_t length = Utf8SequenceLength(text, i, &code_point);
+    if (length == 1 && VisibleEscapeLetter(text[i])) {
+      absl::StrAppend(out, visible_backslash, std::string(1, VisibleEscapeLetter(text[i])));
+    } else if (length == 0 || IsControl(code_point)) {
+      length = length == 0 ? 1 : length;
+      for (size_t k = 0; k < length; ++k) {
+        absl::StrAppend(out, visible_backslash,
+                        absl::StrFormat("x%02x", static_cast<unsigned char>(text[i + k])));
+      }
+    } else if (length == 1 && escaped_bytes.find(text[i]) != absl::string_view::npos) {
       out->push_back('\\');
-      out->push_back(letter);
+      out->push_back(text[i]);
     } else {
-      if (escaped_bytes.find(c) != absl::string_view::npos) out->push_back('\\');
-      out->push_back(c);
+      out->append(text.data() + i, length);
     }
+    i += length;
   }
 }
 
@@ -93,30 +112,21 @@ void AppendFloat(double value, std::string* out) {
 
 std::string EscapeMeasurement(absl::string_view name) {
   std::string out;
-  AppendEscaped(name, kMeasurementEscapes, &out);
+  AppendEscaped(name, kMeasurementEscapes, "\\", &out);
   return out;
 }
 
 std::string EscapeKeyOrTagValue(absl::string_view text) {
   std::string out;
-  AppendEscaped(text, kKeyEscapes, &out);
+  AppendEscaped(text, kKeyEscapes, "\\", &out);
   return out;
 }
 
 std::string EscapeStringFieldValue(absl::string_view text) {
+  // Inside quotes only '"' and '\\' are escaped, and the visible forms' backslash is itself
+  // escaped: the stored value is `\` + letter, the same text a name gets.
   std::string out;
-  for (char c : text) {
-    if (char letter = VisibleEscapeLetter(c)) {
-      // Inside quotes a backslash may only precede '\\' or '"' (Telegraf's grammar), so the
-      // visible replacement's backslash is itself escaped: the stored value is `\` + letter,
-      // the same text a name gets.
-      out += "\\\\";
-      out.push_back(letter);
-    } else {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
-    }
-  }
+  AppendEscaped(text, "\"\\", "\\\\", &out);
   return out;
 }
 

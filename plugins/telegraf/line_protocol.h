@@ -4,12 +4,15 @@
 // Everything we print for Telegraf goes through LinePoint, so the rules below hold for every
 // line, whatever a tag value contains (tag values may be hostile data such as process names):
 //
-//  * One point is exactly one line. TAB, LF, FF and CR can appear neither raw in a name nor
-//    (as Telegraf's parser reads them) in a string value, so wherever they occur they are
-//    replaced by the two visible characters `\t`, `\n`, `\f`, `\r` - as Telegraf's own
-//    serializer does. A reader sees e.g. `a\nb` (backslash, n) for "a<LF>b".
-//  * Every other byte - other control bytes, DEL, non-ASCII - is written unchanged and reaches
-//    InfluxDB byte for byte.
+//  * One point is exactly one line, and safe on a terminal (`--once` is read by people too).
+//    TAB, LF, FF and CR can appear neither raw in a name nor (as Telegraf's parser reads
+//    them) in a string value, so wherever they occur they are replaced by the two visible
+//    characters `\t`, `\n`, `\f`, `\r` - as Telegraf's own serializer does. Every other
+//    control (C0, DEL, and the C1 controls U+0080..U+009F, which terminals act on: CSI is
+//    U+009B) and every byte that is not part of valid UTF-8 becomes the visible `\xNN`, one
+//    per byte. A reader sees e.g. `a\nb` (backslash, n) for "a<LF>b" and `\x1b` for ESC.
+//  * Every other byte - printable ASCII, valid UTF-8 from U+00A0 on - is written unchanged
+//    and reaches InfluxDB byte for byte.
 //  * Escaping follows the spec: measurement: comma, space; tag keys, tag values, field keys:
 //    comma, equals sign, space; string field values (double-quoted): `"` and `\`.
 //  * A backslash at the end of a name would escape the separator after it; no parser can read

@@ -2,7 +2,9 @@
 // other value holds, a point encodes to exactly one line, and an independent minimal parser
 // (below, written from the spec, sharing no code with the encoder) reads back the input --
 // after the encoder's documented policy: TAB/LF/FF/CR become the two characters \t \n \f \r,
-// tag values lose trailing backslashes, empty tags are omitted, tags are sorted by key.
+// every other control (C0, DEL, C1) and every byte outside well-formed UTF-8 becomes \xNN,
+// tag values lose trailing backslashes, empty tags are omitted, tags are sorted by key. And
+// no control byte ever appears in the output.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -16,24 +18,54 @@
 
 namespace {
 
+// Length of the well-formed UTF-8 sequence at text[i], 0 if none: the byte ranges of the
+// Unicode Standard's table of well-formed sequences (Table 3-7), spelled out.
+size_t WellFormedLength(absl::string_view text, size_t i) {
+  struct Row {
+    unsigned char lead_low, lead_high, second_low, second_high;
+    size_t length;
+  };
+  static constexpr Row kRows[] = {
+      {0x00, 0x7f, 0, 0, 1},       {0xc2, 0xdf, 0x80, 0xbf, 2}, {0xe0, 0xe0, 0xa0, 0xbf, 3},
+      {0xe1, 0xec, 0x80, 0xbf, 3}, {0xed, 0xed, 0x80, 0x9f, 3}, {0xee, 0xef, 0x80, 0xbf, 3},
+      {0xf0, 0xf0, 0x90, 0xbf, 4}, {0xf1, 0xf3, 0x80, 0xbf, 4}, {0xf4, 0xf4, 0x80, 0x8f, 4},
+  };
+  const auto at = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  for (const Row& row : kRows) {
+    if (at(i) < row.lead_low || at(i) > row.lead_high) continue;
+    if (row.length == 1) return 1;
+    if (i + row.length > text.size()) return 0;
+    if (at(i + 1) < row.second_low || at(i + 1) > row.second_high) return 0;
+    for (size_t k = 2; k < row.length; ++k) {
+      if (at(i + k) < 0x80 || at(i + k) > 0xbf) return 0;
+    }
+    return row.length;
+  }
+  return 0;
+}
+
 std::string ApplyControlPolicy(absl::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '\t':
-        out += "\\t";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        out.push_back(c);
+  for (size_t i = 0; i < text.size();) {
+    const size_t length = WellFormedLength(text, i);
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    const bool c1 = length == 2 && c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0;
+    const bool control = length == 1 && (c < 0x20 || c == 0x7f);
+    if (control && (c == '\t' || c == '\n' || c == '\f' || c == '\r')) {
+      out += c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\f' ? "\\f" : "\\r";
+      i += 1;
+    } else if (length == 0 || control || c1) {
+      for (size_t k = 0; k < (length == 0 ? 1 : length); ++k) {
+        const unsigned char byte = static_cast<unsigned char>(text[i + k]);
+        out += "\\x";
+        out.push_back(kHex[byte >> 4]);
+        out.push_back(kHex[byte & 15]);
+      }
+      i += length == 0 ? 1 : length;
+    } else {
+      out.append(text.data() + i, length);
+      i += length;
     }
   }
   return out;
@@ -119,6 +151,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!line.ok()) return 0;  // refused names are reported, never written
 
   if (std::count(line->begin(), line->end(), '\n') != 1) std::abort();
+  // Nothing a terminal acts on: no C0 control or DEL but the final newline, no C1 control.
+  for (size_t k = 0; k + 1 < line->size(); ++k) {
+    const unsigned char byte = static_cast<unsigned char>((*line)[k]);
+    const unsigned char next = static_cast<unsigned char>((*line)[k + 1]);
+    if (byte < 0x20 || byte == 0x7f || (byte == 0xc2 && next >= 0x80 && next < 0xa0)) std::abort();
+  }
   Parsed parsed;
   if (!Parse(*line, &parsed)) std::abort();
 

@@ -33,17 +33,24 @@ ROLLUPS = {
     "tcpstates_close_wait": {"sockets": ("mean", "sockets"), "sockets_max": ("max", "sockets"),
                              "processes": ("max", "processes")},
     "tcpstates_close_wait_summary": {"attributed": ("mean", "attributed"),
+                                     "other": ("mean", "other"),
                                      "unattributed": ("mean", "unattributed"),
+                                     "unattributed_max": ("max", "unattributed"),
+                                     "not_accepted": ("mean", "not_accepted"),
                                      "processes_unreadable": ("mean", "processes_unreadable"),
-                                     "unattributed_max": ("max", "unattributed")},
+                                     "processes_hidden": ("mean", "processes_hidden"),
+                                     "processes_failed": ("mean", "processes_failed"),
+                                     "other_owners_max": ("max", "other_owners"),
+                                     "budget_exhausted_max": ("max", "budget_exhausted")},
     "tcpstates_listen": {"sockets": ("mean", "sockets"), "sockets_min": ("min", "sockets")},
     "tcpstates_listen_vanished": {"events": ("count", "sockets"), "sockets": ("max", "sockets")},
     "tcpstates_port_pressure": {"ports_in_use": ("mean", "ports_in_use"), "ratio": ("mean", "ratio"),
                                 "ports_in_use_max": ("max", "ports_in_use"), "ratio_max": ("max", "ratio"),
                                 **{field: ("last", field) for field in PORT_PRESSURE_SETTINGS}},
 }
-# Raw fields left out on purpose: a pid is no quantity.
-NOT_ROLLED_UP = {"tcpstates_close_wait": {"pid"}}
+# Raw fields left out on purpose: a pid is no quantity, and text has no mean.
+NOT_ROLLED_UP = {"tcpstates_close_wait": {"pid"},
+                 "tcpstates_close_wait_summary": {"owner_search", "why"}}
 
 
 def reduce(function, values):

@@ -61,8 +61,12 @@ class CloseWaitOwnersTest(unittest.TestCase):
             self.assertEqual(snapshot["close_wait_unattributed"],
                              dw.HOSTILE_SOCKETS + dw.SECOND_SOCKETS)
             self.assertGreater(snapshot["processes_unreadable"], 0)
+            self.assertRegex(snapshot["close_wait_why"],
+                             r"^fds of \d+ processes not readable by this user \(root, or "
+                             r"CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, read them all\)$")
             table = workload.run(as_nobody(cli())).stdout
-            self.assertIn(f"{dw.HOSTILE_SOCKETS + dw.SECOND_SOCKETS} unattributed (partial", table)
+            self.assertIn(f"{dw.HOSTILE_SOCKETS + dw.SECOND_SOCKETS} unattributed\n", table)
+            self.assertIn("    why: fds of ", table)
 
 
 class VanishedListenerTest(unittest.TestCase):

@@ -78,7 +78,7 @@ class CollectdDiagnosisTest(base.CollectdPluginTest):
             hostile = f"tcp_connections-{collectd_name(unit.encode())}-a_b_c_d_e_f_g"
             second = f"tcp_connections-{collectd_name(unit.encode())}-w__rker____"
             fixed = {"tcp_connections-other": 0.0, "tcp_connections-unattributed": 0.0,
-                     "count-unreadable_processes": 0.0}
+                     "count-unreadable_processes": 0.0, "count-hidden_processes": 0.0}
             expected = {hostile: float(dw.HOSTILE_SOCKETS), second: float(dw.SECOND_SOCKETS),
                         **fixed}
             self.assertEqual(self.owners_when_complete(daemons[10], expected.keys()), expected)
@@ -99,8 +99,8 @@ class CollectdDiagnosisTest(base.CollectdPluginTest):
             # Pids are logged once, on one line each time the owner set changes.
             by_pid = {pid: (name, sockets) for pid, name, sockets, _ in holders}
             ordered = sorted(by_pid, key=lambda pid: (-by_pid[pid][1], pid))
-            who = ", ".join(f"pid {pid} {collectd_name(by_pid[pid][0])} "
-                            f"({collectd_name(unit.encode())}) {by_pid[pid][1]}"
+            who = ", ".join(f"{by_pid[pid][1]} by {collectd_name(by_pid[pid][0])} "
+                            f"({collectd_name(unit.encode())}, 1 process, pid {pid})"
                             for pid in ordered)
             line = f"tcpstates plugin: CLOSE_WAIT sockets held by: {who}; unattributed 0"
             self.assertEqual(daemon.log().count(line), 1, daemon.log())
@@ -123,18 +123,19 @@ class CollectdDiagnosisTest(base.CollectdPluginTest):
             daemon = self.enterContext(Collectd(_UnprivilegedNamespace(workload), directory,
                                                 "LoadPlugin tcpstates\n"))
             self.assertEqual(self.wait_for_counts(daemon, "all"), expected_counts(workload))
-            values = wait_for(lambda: (lambda v: v if None not in v.values() and len(v) == 3
+            values = wait_for(lambda: (lambda v: v if None not in v.values() and len(v) == 4
                                        else None)(series(daemon, "close_wait_owners")),
                               DAEMON_TIMEOUT)
             self.assertIsNotNone(values, daemon.log())
             unreadable = values.pop("count-unreadable_processes")
             self.assertGreater(unreadable, 0)
+            self.assertEqual(values.pop("count-hidden_processes"), 0.0)
             self.assertEqual(values, {
                 "tcp_connections-other": 0.0,
                 "tcp_connections-unattributed": float(dw.HOSTILE_SOCKETS + dw.SECOND_SOCKETS)})
             log = daemon.log()
             self.assertIn("tcpstates plugin: CLOSE_WAIT sockets held by: no readable process; "
-                          f"unattributed {dw.HOSTILE_SOCKETS + dw.SECOND_SOCKETS}", log)
+                          f"unattributed {dw.HOSTILE_SOCKETS + dw.SECOND_SOCKETS}: fds of ", log)
             self.assertNotIn("[error]", log)
             # It really ran as nobody (nsenter and setpriv exec, so the child is collectd).
             with open(f"/proc/{daemon.process.pid}/status") as status:
@@ -249,7 +250,7 @@ class CollectdDiagnosisTest(base.CollectdPluginTest):
             'Counting "fast"': 'Counting: unknown counting "fast": expected auto, full or '
                                'counters',
             "Counting counters\n  PortPressure true":
-                "Counting counters: ReportByFamily and PortPressure need every socket",
+                'counting "counters" cannot serve this request: port pressure needs every socket',
             "NotifyVanishedListeners true 2": "NotifyVanishedListeners takes true or false, got "
                                               "true 2",
         }

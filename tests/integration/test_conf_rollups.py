@@ -55,9 +55,15 @@ def away_from_a_quarter_hour_end(seconds=60):
     return time.time_ns() // BUCKET_NS * BUCKET_NS
 
 
+def field_value(value):
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{value}i" if isinstance(value, int) else repr(value)
+
+
 def line(measurement, tags, fields, timestamp):
     tag_text = "".join(f",{k}={v}" for k, v in sorted(tags.items()))
-    field_text = ",".join(f"{k}={v}i" if isinstance(v, int) else f"{k}={v!r}" for k, v in fields.items())
+    field_text = ",".join(f"{k}={field_value(v)}" for k, v in fields.items())
     return f"{measurement}{tag_text} {field_text} {timestamp}"
 
 

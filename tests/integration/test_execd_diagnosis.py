@@ -26,6 +26,8 @@ ENCODE = "plugins/telegraf/line-protocol-encode"
 
 # Float fields of the diagnosis series; every other field is an i-suffixed integer.
 FLOAT_FIELDS = {("tcpstates_port_pressure", "ratio")}
+STRING_FIELDS = {("tcpstates_close_wait_summary", "owner_search"),
+                 ("tcpstates_close_wait_summary", "why")}
 
 
 def execd(workload, *flags, unprivileged=False):
@@ -94,7 +96,8 @@ class DiagnosisTestCase(unittest.TestCase):
         self.assertEqual([l.text for l in emulator.stderr if l.level == "error"], [])
         for point in emulator.points():
             for key, kind in point.field_types.items():
-                wanted = "float" if (point.measurement, key) in FLOAT_FIELDS else "integer"
+                wanted = ("float" if (point.measurement, key) in FLOAT_FIELDS else
+                          "string" if (point.measurement, key) in STRING_FIELDS else "integer")
                 self.assertEqual(kind, wanted, (point.measurement, key, point.raw))
 
     def assert_one_gather(self, batch):
@@ -141,8 +144,11 @@ class CloseWaitOwnersTest(DiagnosisTestCase):
                 self.assertEqual(point.tags["unit"], unit)
                 self.assertEqual(point.fields, {"sockets": sockets, "pid": pid, "processes": 1})
             [summary] = by_measurement(batch, "tcpstates_close_wait_summary")
-            self.assertEqual(summary.fields, {"attributed": dw.HOSTILE_SOCKETS + dw.SECOND_SOCKETS,
-                                              "unattributed": 0, "processes_unreadable": 0})
+            self.assertEqual(summary.fields, {
+                "attributed": dw.HOSTILE_SOCKETS + dw.SECOND_SOCKETS, "other": 0, "other_owners": 0,
+                "unattributed": 0, "not_accepted": 0, "processes_unreadable": 0,
+                "processes_hidden": 0, "processes_failed": 0, "budget_exhausted": 0,
+                "owner_search": "cgroup", "why": ""})
 
             # The batch exactly as printed, into a real InfluxDB, and back.
             self.write("owners", [line.raw for line in batch])
@@ -190,6 +196,10 @@ class CloseWaitOwnersTest(DiagnosisTestCase):
                 self.assertEqual(summary.fields["unattributed"],
                                  dw.HOSTILE_SOCKETS + dw.SECOND_SOCKETS)
                 self.assertGreater(summary.fields["processes_unreadable"], 0)
+                self.assertEqual(summary.fields["why"],
+                                 f"fds of {summary.fields['processes_unreadable']} processes not "
+                                 "readable by this user (root, or CAP_SYS_PTRACE and "
+                                 "CAP_DAC_READ_SEARCH, read them all)")
             partial = [l.text for l in emulator.stderr if "CLOSE_WAIT owners are partial" in l.text]
             self.assertEqual(len(partial), 1, "said once, at info level, not per gather")
             self.assertTrue(partial[0].startswith("I! "), partial)
@@ -297,7 +307,7 @@ class PortPressureTest(DiagnosisTestCase):
                 "range_low": 40000, "range_high": 40999, "tcp_fin_timeout": fin_timeout,
                 "tcp_tw_reuse": 0, "tcp_max_tw_buckets": max_tw})
             self.assertEqual(self.counting_lines(emulator),
-                             ["I! counting: full (--counting=auto: --port-pressure needs every "
+                             ["I! counting: full (counting auto: port pressure needs every "
                               "socket)"])
 
     def test_without_ephemeral_ports_in_use_the_series_continues_at_zero(self):
@@ -333,7 +343,7 @@ class CountingTest(DiagnosisTestCase):
                 batches = [gather(emulator), gather(emulator)]
                 self.assert_well_behaved(emulator)
             self.assertEqual(self.counting_lines(emulator),
-                             ["I! counting: counters (--counting=auto; ESTABLISHED and TIME_WAIT "
+                             ["I! counting: counters (counting auto; ESTABLISHED and TIME_WAIT "
                               "totals from kernel counters, no per-family split of them)"])
             for batch in batches:
                 self.assert_one_gather(batch)
@@ -345,7 +355,7 @@ class CountingTest(DiagnosisTestCase):
                 batch = gather(emulator)
                 self.assert_well_behaved(emulator)
             self.assertEqual(self.counting_lines(emulator),
-                             ["I! counting: full (--counting=auto: --by-family needs every "
+                             ["I! counting: full (counting auto: the per-family split needs every "
                               "socket)"])
             lines = by_measurement(batch, "tcpstates")
             self.assertEqual([p.tags for p in lines], [{}, {"family": "ipv4"}, {"family": "ipv6"}])

@@ -4,7 +4,8 @@ Names and values with spaces, commas, equals signs, quotes, backslashes, non-ASC
 bytes are encoded by the same code tcpstates-execd uses (via line-protocol-encode), POSTed to
 /write (every line must get 204) and read back through /query byte for byte - except what the
 encoder's documented policy changes: TAB/LF/FF/CR become the visible two characters \\t \\n \\f
-\\r, and trailing backslashes of tag values are dropped. Every line is also parsed with
+\\r, every other control character (C0, DEL, C1) the visible \\xNN per UTF-8 byte, and
+trailing backslashes of tag values are dropped. Every line is also parsed with
 Telegraf's own grammar (execd_emulator.parse_line) and must decode to the same values.
 """
 
@@ -32,6 +33,7 @@ COMMON = [
     "double \\\\backslash",
     "caf\u00e9 \u2603 \u6771\u4eac",
     "ctrl\x01\x1b[31mred\x7f",
+    "c1 \u009b2J csi \u0085nel",
     "nul\x00byte",
     "vt\x0bhere",
     "tab\there",
@@ -47,9 +49,17 @@ TAG_ONLY = ["a\\,b", "c\\=d", "e\\ f", "double \\\\ space", "ends with backslash
 
 
 def visible(text):
-    for raw, shown in VISIBLE.items():
-        text = text.replace(raw, shown)
-    return text
+    """What the encoder's policy makes of `text`, written independently of it: nothing a
+    terminal acts on stays raw."""
+    out = []
+    for ch in text:
+        if ch in VISIBLE:
+            out.append(VISIBLE[ch])
+        elif ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f:
+            out.append("".join(f"\\x{b:02x}" for b in ch.encode("utf-8")))
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def expected_tag_value(text):
@@ -181,7 +191,7 @@ class LineProtocolInfluxDBTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.write("execd_measurement", result.stdout.rstrip(b"\n").split(b"\n"))
         stored = [row["name"] for row in self.influx.query("execd_measurement", "SHOW MEASUREMENTS")]
-        self.assertEqual(stored, [name])
+        self.assertEqual(stored, [visible(name)])
 
 
 if __name__ == "__main__":

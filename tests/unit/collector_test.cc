@@ -15,16 +15,19 @@ namespace {
 
 class ProcDir {
  public:
+  // A fake /proc with only net/ in it.
   ProcDir() {
-    char name[] = "/tmp/tcpstates-procnet-XXXXXX";
+    char name[] = "/tmp/tcpstates-proc-XXXXXX";
     path_ = mkdtemp(name);
+    std::filesystem::create_directory(path_ + "/net");
   }
   ~ProcDir() { std::filesystem::remove_all(path_); }
   void CopyTestData(const std::string& from, const std::string& to) {
-    std::filesystem::copy_file(std::string(TCPSTATES_TESTDATA_DIR) + "/" + from, path_ + "/" + to);
+    std::filesystem::copy_file(std::string(TCPSTATES_TESTDATA_DIR) + "/" + from,
+                               path_ + "/net/" + to);
   }
   void Write(const std::string& name, const std::string& text) {
-    std::ofstream(path_ + "/" + name) << text;
+    std::ofstream(path_ + "/net/" + name) << text;
   }
   const std::string& path() const { return path_; }
 
@@ -33,10 +36,12 @@ class ProcDir {
 };
 
 absl::StatusOr<Snapshot> CollectFrom(const ProcDir& dir) {
-  absl::StatusOr<Collector> collector =
-      Collector::Create({.source = SourceKind::kProc, .proc_net_dir = dir.path()});
+  absl::StatusOr<Collector> collector = Collector::Create(
+      {.source = SourceKind::kProc, .counting = CountingChoice::kFull, .proc = ProcRoot(dir.path())});
   if (!collector.ok()) return collector.status();
-  return collector->Collect();
+  absl::StatusOr<Collection> collection = collector->Collect();
+  if (!collection.ok()) return collection.status();
+  return collection->snapshot;
 }
 
 TEST(CollectorProc, CountsBothTables) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <string>
 
@@ -36,14 +37,12 @@ TEST(ListenInventory, NamesPortsThatVanishBetweenCollections) {
   inventory.Observe(Listener(Family::kIpv4, 80));  // SO_REUSEPORT: two sockets, one port
   inventory.Observe(Listener(Family::kIpv6, 443));
   ListenReport first = inventory.Finish();
-  EXPECT_FALSE(first.has_previous);
   EXPECT_THAT(first.listening,
               ElementsAre(ListenPort{Family::kIpv4, 80, 2}, ListenPort{Family::kIpv6, 443, 1}));
   EXPECT_THAT(first.vanished, IsEmpty());
 
   inventory.Observe(Listener(Family::kIpv4, 80));
   ListenReport second = inventory.Finish();
-  EXPECT_TRUE(second.has_previous);
   EXPECT_THAT(second.vanished, ElementsAre(ListenPort{Family::kIpv6, 443, 1}));
 }
 
@@ -60,22 +59,45 @@ TEST(ListenInventory, DiscardKeepsTheLastCompleteCollectionAsReference) {
 
 TEST(ListenInventory, CapNeverHidesAPreviouslySeenPort) {
   ListenInventory inventory(/*max_ports=*/2);
+  inventory.Observe(Listener(Family::kIpv4, 3));
   inventory.Observe(Listener(Family::kIpv4, 1));
   inventory.Observe(Listener(Family::kIpv4, 2));
-  inventory.Observe(Listener(Family::kIpv4, 3));
   ListenReport first = inventory.Finish();
-  EXPECT_EQ(first.listening.size(), 2u);
+  // The lowest ports fill the cap; the rest is counted, not named.
+  EXPECT_THAT(first.listening,
+              ElementsAre(ListenPort{Family::kIpv4, 1, 1}, ListenPort{Family::kIpv4, 2, 1}));
   EXPECT_EQ(first.untracked_sockets, 1u);
-  // New ports fill the cap first this time; known port 2 is tracked beyond it, so port 1's
-  // absence is seen.
+  // Port 2 was reported, so it keeps its place (and port 1's absence is seen); one place is
+  // left for the new ports 7, 8 and 9: the lowest, 7, gets it.
   inventory.Observe(Listener(Family::kIpv4, 9));
   inventory.Observe(Listener(Family::kIpv4, 8));
   inventory.Observe(Listener(Family::kIpv4, 2));
-  inventory.Observe(Listener(Family::kIpv4, 7));  // new and over the cap: untracked
+  inventory.Observe(Listener(Family::kIpv4, 7));
   ListenReport second = inventory.Finish();
   EXPECT_THAT(second.vanished, ElementsAre(ListenPort{Family::kIpv4, 1, 1}));
-  EXPECT_EQ(second.listening.size(), 3u);
-  EXPECT_EQ(second.untracked_sockets, 1u);
+  EXPECT_THAT(second.listening,
+              ElementsAre(ListenPort{Family::kIpv4, 2, 1}, ListenPort{Family::kIpv4, 7, 1}));
+  EXPECT_EQ(second.untracked_sockets, 2u);
+}
+
+TEST(ListenInventory, NeverMoreThanTheCapWhileNewPortsKeepComing) {
+  // A cap of 10 and 20 new listeners before every collection: the reported ports stay at
+  // most 10 each time (it used to creep up: 10, 11, 12, ... as followed ports came on top),
+  // and every port once reported stays reported while it listens.
+  ListenInventory inventory(/*max_ports=*/10);
+  std::vector<uint16_t> listening;
+  std::set<uint16_t> reported_before;
+  for (int collection = 0; collection < 8; ++collection) {
+    for (int i = 0; i < 20; ++i) listening.push_back(static_cast<uint16_t>(60000 - 20 * collection - i));
+    for (uint16_t port : listening) inventory.Observe(Listener(Family::kIpv4, port));
+    ListenReport report = inventory.Finish();
+    EXPECT_EQ(report.listening.size(), 10u) << "collection " << collection;
+    EXPECT_EQ(report.untracked_sockets, listening.size() - 10);
+    std::set<uint16_t> reported;
+    for (const ListenPort& port : report.listening) reported.insert(port.port);
+    for (uint16_t port : reported_before) EXPECT_TRUE(reported.contains(port)) << port;
+    reported_before = reported;
+  }
 }
 
 class TempDir {
@@ -102,13 +124,18 @@ class TempDir {
   std::string path_;
 };
 
+// A fake /proc with the port sysctls.
+ProcRoot FakeSysctls(const TempDir& proc) {
+  proc.File("sys/net/ipv4/ip_local_port_range", "40000\t40999\n");
+  proc.File("sys/net/ipv4/tcp_fin_timeout", "30\n");
+  proc.File("sys/net/ipv4/tcp_tw_reuse", "0\n");
+  proc.File("sys/net/ipv4/tcp_max_tw_buckets", "5000\n");
+  return ProcRoot(proc.path());
+}
+
 TEST(PortPressure, BusiestEndpointAndSettings) {
-  TempDir sys;
-  sys.File("ip_local_port_range", "40000\t40999\n");
-  sys.File("tcp_fin_timeout", "30\n");
-  sys.File("tcp_tw_reuse", "0\n");
-  sys.File("tcp_max_tw_buckets", "5000\n");
-  PortPressure pressure(sys.path());
+  TempDir proc;
+  PortPressure pressure(FakeSysctls(proc));
   auto socket = [](uint8_t last_octet, uint16_t remote_port, uint16_t local_port, uint8_t state) {
     SocketRecord r;
     r.state = state;
@@ -130,6 +157,31 @@ TEST(PortPressure, BusiestEndpointAndSettings) {
   EXPECT_EQ(report.busiest->ports_in_use, 250u);
   EXPECT_DOUBLE_EQ(report.busiest->ratio, 0.25);
   EXPECT_EQ(report.endpoints, 2u);
+}
+
+TEST(PortPressure, Ipv4MappedPeersAreTheIpv4Endpoint) {
+  // Dual-stack clients reach 10.0.0.1:443 as ::ffff:10.0.0.1 too; both draw on the same
+  // local ports, so they are one endpoint.
+  TempDir proc;
+  PortPressure pressure(FakeSysctls(proc));
+  for (uint16_t port = 40000; port < 40300; ++port) {
+    SocketRecord r;
+    r.state = static_cast<uint8_t>(TcpState::kEstablished);
+    r.local_port = port;
+    r.remote_port = 443;
+    if (port % 2 == 0) {
+      r.remote_address = {10, 0, 0, 1};
+    } else {
+      r.family = Family::kIpv6;
+      r.remote_address = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1};
+    }
+    pressure.Observe(r);
+  }
+  PortPressureReport report = pressure.Finish();
+  EXPECT_EQ(report.endpoints, 1u);
+  ASSERT_TRUE(report.busiest.has_value());
+  EXPECT_EQ(report.busiest->EndpointText(), "10.0.0.1:443");
+  EXPECT_EQ(report.busiest->ports_in_use, 300u);
 }
 
 SocketRecord CloseWait(uint64_t inode) {
@@ -156,7 +208,7 @@ class CloseWaitOwnersTest : public ::testing::Test {
   }
   CloseWaitOwnersOptions Options() {
     CloseWaitOwnersOptions options;
-    options.proc_dir = proc_.path();
+    options.proc = ProcRoot(proc_.path());
     options.cgroup2_mount = "/nonexistent";  // no cgroup pass: the /proc walk finds them
     return options;
   }
@@ -170,6 +222,7 @@ TEST_F(CloseWaitOwnersTest, AttributesEachSocketToItsHolder) {
   CloseWaitAttribution a = owners.Attribute();
   ASSERT_EQ(a.owners.size(), 2u);
   EXPECT_EQ(a.owners[0].pid, 100);
+  EXPECT_EQ(a.owners[0].processes, 1);
   EXPECT_EQ(a.owners[0].comm, "leaky");
   EXPECT_EQ(a.owners[0].unit, "app.service");
   EXPECT_EQ(a.owners[0].sockets, 2u);
@@ -177,7 +230,11 @@ TEST_F(CloseWaitOwnersTest, AttributesEachSocketToItsHolder) {
   EXPECT_EQ(a.owners[1].sockets, 1u);
   EXPECT_EQ(a.attributed, 3u);
   EXPECT_EQ(a.unattributed, 2u);  // 99 (held by nobody we can see) and the unaccepted one
+  EXPECT_EQ(a.not_accepted, 1u);
   EXPECT_FALSE(a.budget_exhausted);
+  EXPECT_EQ(a.Why(),
+            "1 not accepted by any process yet; no cgroup ids from this source: every process "
+            "searched");
   // Forgotten after attribution: the next collection starts empty.
   EXPECT_THAT(owners.Attribute().owners, IsEmpty());
 }
@@ -191,6 +248,8 @@ TEST_F(CloseWaitOwnersTest, TopNAndDiscard) {
   ASSERT_EQ(a.owners.size(), 1u);
   EXPECT_EQ(a.owners[0].comm, "leaky");
   EXPECT_EQ(a.attributed, 3u);  // the owner beyond N still counts as attributed
+  EXPECT_EQ(a.other_sockets, 1u);
+  EXPECT_EQ(a.other_owners, 1u);
   owners.Observe(CloseWait(11));
   owners.Discard();
   EXPECT_EQ(owners.Attribute().attributed, 0u);
@@ -207,21 +266,142 @@ TEST_F(CloseWaitOwnersTest, StopsAtItsFdBudgetAndSaysSo) {
   EXPECT_LE(a.attributed, 1u);
 }
 
-TEST_F(CloseWaitOwnersTest, KnownHoldersAreNotSearchedAgainWhileAlive) {
+TEST_F(CloseWaitOwnersTest, ARememberedHolderCountsOnlyWhileItStillHoldsTheSocket) {
   CloseWaitOwners owners(Options());
   owners.Observe(CloseWait(11));
-  ASSERT_EQ(owners.Attribute().attributed, 1u);
-  // The fd table no longer shows the socket, so only the remembered holder can explain it.
+  CloseWaitAttribution first = owners.Attribute();
+  ASSERT_EQ(first.owners.size(), 1u);
+  EXPECT_EQ(first.owners[0].pid, 100);
+  // Process 100 forked, the child (150) kept the socket, the parent closed its copy and
+  // lives on: the child is named, not the parent that held it last time.
   std::filesystem::remove(proc_.path() + "/100/fd/3");
+  proc_.File("150/comm", "child\n");
+  proc_.Link("150/fd/7", "socket:[11]");
   owners.Observe(CloseWait(11));
-  CloseWaitAttribution again = owners.Attribute();
-  ASSERT_EQ(again.owners.size(), 1u);
-  EXPECT_EQ(again.owners[0].pid, 100);
-  EXPECT_EQ(again.owners[0].sockets, 1u);
-  // Once the process is gone, the socket is searched for again (and here not found).
-  std::filesystem::remove_all(proc_.path() + "/100");
+  CloseWaitAttribution second = owners.Attribute();
+  ASSERT_EQ(second.owners.size(), 1u);
+  EXPECT_EQ(second.owners[0].pid, 150);
+  EXPECT_EQ(second.owners[0].comm, "child");
+  // The child exits and its pid is reused by a process without the socket: not named.
+  std::filesystem::remove_all(proc_.path() + "/150");
+  proc_.File("150/comm", "reused\n");
+  proc_.Link("150/fd/7", "socket:[77]");
   owners.Observe(CloseWait(11));
-  EXPECT_EQ(owners.Attribute().unattributed, 1u);
+  CloseWaitAttribution third = owners.Attribute();
+  EXPECT_THAT(third.owners, IsEmpty());
+  EXPECT_EQ(third.unattributed, 1u);
+}
+
+TEST(CloseWaitOwners, OwnersAreMergedBeforeTheTopNIsCut) {
+  // 15 php-fpm workers with 2 sockets each and one other process with 3: with the top 1,
+  // php-fpm is one owner of 30 sockets (cutting per process first kept 1 of its 15).
+  TempDir proc;
+  int inode = 1000;
+  std::vector<int> inodes;
+  for (int pid = 500; pid < 515; ++pid) {
+    proc.File(absl::StrCat(pid, "/comm"), "php-fpm\n");
+    proc.File(absl::StrCat(pid, "/cgroup"), "0::/system.slice/php-fpm.service\n");
+    for (int fd = 3; fd < 5; ++fd, ++inode) {
+      proc.Link(absl::StrCat(pid, "/fd/", fd), absl::StrCat("socket:[", inode, "]"));
+      inodes.push_back(inode);
+    }
+  }
+  proc.File("600/comm", "cron\n");
+  for (int fd = 3; fd < 6; ++fd, ++inode) {
+    proc.Link(absl::StrCat("600/fd/", fd), absl::StrCat("socket:[", inode, "]"));
+    inodes.push_back(inode);
+  }
+  CloseWaitOwnersOptions options;
+  options.proc = ProcRoot(proc.path());
+  options.cgroup2_mount = "/nonexistent";
+  options.top = 1;
+  CloseWaitOwners owners(options);
+  for (int i : inodes) owners.Observe(CloseWait(i));
+  CloseWaitAttribution a = owners.Attribute();
+  ASSERT_EQ(a.owners.size(), 1u);
+  EXPECT_EQ(a.owners[0].comm, "php-fpm");
+  EXPECT_EQ(a.owners[0].unit, "php-fpm.service");
+  EXPECT_EQ(a.owners[0].sockets, 30u);
+  EXPECT_EQ(a.owners[0].processes, 15);
+  EXPECT_EQ(a.owners[0].pid, 500);  // all hold 2: the lowest pid
+  EXPECT_EQ(a.attributed, 33u);
+  EXPECT_EQ(a.other_sockets, 3u);
+  EXPECT_EQ(a.other_owners, 1u);
+}
+
+// A fake cgroup v2 tree (its directories' inode numbers are the cgroup ids) next to a fake
+// /proc, for the cgroup-narrowed search.
+class CgroupSearchTest : public ::testing::Test {
+ protected:
+  uint64_t MakeCgroup(const std::string& relative, const std::string& procs) {
+    const std::string path = root_.File(relative + "/cgroup.procs", procs);
+    struct stat st;
+    stat(std::filesystem::path(path).parent_path().c_str(), &st);
+    return st.st_ino;
+  }
+  void Holder(int pid, int inode) {
+    proc_.File(absl::StrCat(pid, "/comm"), "worker\n");
+    proc_.Link(absl::StrCat(pid, "/fd/3"), absl::StrCat("socket:[", inode, "]"));
+  }
+  SocketRecord CloseWaitIn(uint64_t inode, uint64_t cgroup_id) {
+    SocketRecord r = CloseWait(inode);
+    r.cgroup_id = cgroup_id;
+    return r;
+  }
+  TempDir proc_;
+  TempDir root_;
+};
+
+TEST_F(CgroupSearchTest, HiddenAndUnopenableProcessesAreSaidSo) {
+  // The cgroup lists pid 100 (holds socket 11), pid 0 (a process of another pid namespace),
+  // pid 555 (not in our /proc: hidepid) and pid 300, whose fd table cannot be opened.
+  const uint64_t app = MakeCgroup("system.slice/app.service", "100\n0\n555\n300\n");
+  Holder(100, 11);
+  proc_.File("300/comm", "odd\n");
+  proc_.File("300/fd", "not a directory\n");
+  proc_.File("self/mountinfo",
+             absl::StrCat("22 1 0:21 / ", proc_.path(), " rw - proc proc rw,hidepid=2\n"));
+  CloseWaitOwnersOptions options;
+  options.proc = ProcRoot(proc_.path());
+  options.cgroup2_mount = root_.path();
+  CloseWaitOwners owners(options);
+  for (uint64_t inode : {11, 12}) owners.Observe(CloseWaitIn(inode, app));
+  CloseWaitAttribution a = owners.Attribute();
+  EXPECT_EQ(a.attributed, 1u);
+  EXPECT_EQ(a.unattributed, 1u);
+  EXPECT_EQ(a.processes_hidden, 2);  // pid 0, and pid 555 under hidepid
+  EXPECT_EQ(a.processes_failed, 1);
+  EXPECT_TRUE(a.proc_hides_processes);
+  EXPECT_EQ(a.narrowing, CgroupNarrowing::kUsed);
+  EXPECT_THAT(a.Why(), ::testing::HasSubstr("2 processes hidden from this /proc"));
+  EXPECT_THAT(a.Why(), ::testing::HasSubstr("1 processes' fd tables could not be opened"));
+}
+
+TEST_F(CgroupSearchTest, ReachesTheHierarchyThroughInitsRootWhenThisMountNamespaceHidesIt) {
+  // `ip netns exec` mounts a fresh /sys: this mount namespace has no cgroup2 mount, init's
+  // has, and /proc/1/root leads there.
+  proc_.File("self/mountinfo", "22 1 0:21 / /sys rw - sysfs sysfs rw\n");
+  proc_.File("1/mountinfo", "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+  const std::string through_init = proc_.path() + "/1/root/sys/fs/cgroup";
+  proc_.File("1/root/sys/fs/cgroup/cgroup.procs", "1\n");
+  proc_.File("1/root/sys/fs/cgroup/app.slice/cgroup.procs", "100\n");
+  struct stat st;
+  ASSERT_EQ(stat((through_init + "/app.slice").c_str(), &st), 0);
+  CgroupTree tree(ProcRoot(proc_.path()));
+  EXPECT_EQ(tree.Mount(), through_init);
+  EXPECT_THAT(tree.ProcessesOf(st.st_ino), ElementsAre(100));
+}
+
+TEST_F(CgroupSearchTest, WithoutAReachableHierarchyEveryProcessIsSearchedAndThatIsSaid) {
+  Holder(100, 11);
+  CloseWaitOwnersOptions options;
+  options.proc = ProcRoot(proc_.path());  // no mountinfo anywhere: no cgroup2 to be found
+  CloseWaitOwners owners(options);
+  owners.Observe(CloseWaitIn(11, 12345));
+  CloseWaitAttribution a = owners.Attribute();
+  EXPECT_EQ(a.attributed, 1u);
+  EXPECT_EQ(a.narrowing, CgroupNarrowing::kNoCgroupFs);
+  EXPECT_EQ(a.Why(), "cgroup v2 filesystem not reachable: every process searched");
 }
 
 TEST(CloseWaitOwners, SearchesCutShortResumeWhereTheyStopped) {
@@ -235,7 +415,7 @@ TEST(CloseWaitOwners, SearchesCutShortResumeWhereTheyStopped) {
     proc.Link(absl::StrCat(pid, "/fd/3"), absl::StrCat("socket:[", pid + 1, "]"));
   }
   CloseWaitOwnersOptions options;
-  options.proc_dir = proc.path();
+  options.proc = ProcRoot(proc.path());
   options.cgroup2_mount = "/nonexistent";
   options.max_fds = 1;
   CloseWaitOwners owners(options);

@@ -18,38 +18,12 @@
 #include <string>
 #include <vector>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "common/program_usage.h"
+#include "common/command_line/command_line.h"
 #include "tests/workload/socket_workload.h"
-
-ABSL_FLAG(bool, new_netns, false, "Build the sockets in a fresh network namespace (needs root).");
-ABSL_FLAG(std::string, families, "ipv4,ipv6", "Families to build each count for.");
-ABSL_FLAG(int, listen, 0, "Listening sockets per family.");
-ABSL_FLAG(int, established, 0, "ESTABLISHED pairs per family (2 sockets each).");
-ABSL_FLAG(int, close_wait, 0, "CLOSE_WAIT/FIN_WAIT2 pairs per family.");
-ABSL_FLAG(int, time_wait, 0, "TIME_WAIT sockets per family.");
-ABSL_FLAG(int, orphan_fin_wait2, 0,
-          "CLOSE_WAIT pairs per family whose client closed: orphaned FIN_WAIT2 peers.");
-ABSL_FLAG(int, syn_recv, 0,
-          "SYN_RECV request sockets per family (plus their ESTABLISHED clients).");
-ABSL_FLAG(int, syn_sent, 0,
-          "SYN_SENT clients per family (of a full backlog-0 listener: plus 1 LISTEN, 2 "
-          "ESTABLISHED).");
-ABSL_FLAG(int, bound_only, 0,
-          "Sockets per family bound to a loopback port, never listening or connecting (none "
-          "of them is reported).");
-ABSL_FLAG(std::vector<std::string>, close_wait_holder, {},
-          "HEXNAME:COUNT,...: for each, a child process named by the hex-encoded bytes (so any "
-          "byte but NUL can be tested) holding COUNT CLOSE_WAIT sockets of the first family.");
-ABSL_FLAG(std::string, holder_cgroup, "",
-          "cgroup v2 directory the CLOSE_WAIT holders move into before building.");
-ABSL_FLAG(std::string, port_range, "",
-          "\"LOW HIGH\" for net.ipv4.ip_local_port_range in the new namespace.");
 
 namespace {
 
@@ -64,17 +38,51 @@ bool IsHex(absl::string_view text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  tcpstates::SetUpProgramUsage("tcpstates-workload",
-                               "holds a known TCP socket population for tests and benchmarks",
-                               "tests/workload/");
-  absl::ParseCommandLine(argc, argv);
+  bool new_netns = false;
+  std::string families = "ipv4,ipv6";
+  tcpstates::workload::Spec spec;
+  std::vector<std::string> close_wait_holders;
+  std::string holder_cgroup;
+  std::string port_range;
+  tcpstates::command_line::Flags flags(
+      {.name = "tcpstates-workload",
+       .summary = "holds a known TCP socket population for tests and benchmarks",
+       .synopsis = "[--new_netns] [--listen=N] ... [--families=ipv4,ipv6]"});
+  flags.Bool("new_netns", &new_netns, "Build the sockets in a fresh network namespace (root).")
+      .String("families", &families, "LIST", "Families to build each count for.")
+      .Int("listen", &spec.listen, 0, 10000000, "Listening sockets per family.")
+      .Int("established", &spec.established, 0, 10000000,
+           "ESTABLISHED pairs per family (2 sockets each).")
+      .Int("close_wait", &spec.close_wait, 0, 10000000, "CLOSE_WAIT/FIN_WAIT2 pairs per family.")
+      .Int("time_wait", &spec.time_wait, 0, 10000000, "TIME_WAIT sockets per family.")
+      .Int("orphan_fin_wait2", &spec.orphan_fin_wait2, 0, 10000000,
+           "CLOSE_WAIT pairs per family whose client closed: orphaned FIN_WAIT2 peers.")
+      .Int("syn_recv", &spec.syn_recv, 0, 10000000,
+           "SYN_RECV request sockets per family (plus their ESTABLISHED clients).")
+      .Int("syn_sent", &spec.syn_sent, 0, 10000000,
+           "SYN_SENT clients per family (of a full backlog-0 listener: plus 1 LISTEN, 2 "
+           "ESTABLISHED).")
+      .Int("bound_only", &spec.bound_only, 0, 10000000,
+           "Sockets per family bound to a loopback port, never listening or connecting (none "
+           "of them is reported).")
+      .Custom("close_wait_holder", "HEXNAME:COUNT,...", "",
+              "For each, a child process named by the hex-encoded bytes (so any byte but NUL "
+              "can be tested) holding COUNT CLOSE_WAIT sockets of the first family.",
+              [&](absl::string_view text) {
+                close_wait_holders = absl::StrSplit(text, ',', absl::SkipEmpty());
+                return absl::OkStatus();
+              })
+      .String("holder_cgroup", &holder_cgroup, "DIR",
+              "cgroup v2 directory the CLOSE_WAIT holders move into before building.")
+      .String("port_range", &port_range, "\"LOW HIGH\"",
+              "net.ipv4.ip_local_port_range in the new namespace.");
+  if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
   // Never outlive the test that started us, whatever happens to it.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) return 1;
 
-  if (absl::GetFlag(FLAGS_new_netns)) {
-    absl::Status status =
-        tcpstates::workload::EnterFreshNetworkNamespace(absl::GetFlag(FLAGS_port_range));
+  if (new_netns) {
+    absl::Status status = tcpstates::workload::EnterFreshNetworkNamespace(port_range);
     if (!status.ok()) {
       std::fprintf(stderr, "tcpstates-workload: %s\n", status.ToString().c_str());
       return 1;
@@ -83,18 +91,8 @@ int main(int argc, char** argv) {
   tcpstates::workload::RaiseFileLimit();
   std::printf("netns /proc/%d/ns/net\n", static_cast<int>(getpid()));
 
-  tcpstates::workload::Spec spec{
-      .listen = absl::GetFlag(FLAGS_listen),
-      .established = absl::GetFlag(FLAGS_established),
-      .close_wait = absl::GetFlag(FLAGS_close_wait),
-      .time_wait = absl::GetFlag(FLAGS_time_wait),
-      .syn_recv = absl::GetFlag(FLAGS_syn_recv),
-      .orphan_fin_wait2 = absl::GetFlag(FLAGS_orphan_fin_wait2),
-      .syn_sent = absl::GetFlag(FLAGS_syn_sent),
-      .bound_only = absl::GetFlag(FLAGS_bound_only),
-  };
   std::vector<tcpstates::workload::Holdings> held;
-  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_families), ',')) {
+  for (absl::string_view name : absl::StrSplit(families, ',')) {
     tcpstates::Family family;
     if (name == "ipv4") {
       family = tcpstates::Family::kIpv4;
@@ -114,7 +112,7 @@ int main(int argc, char** argv) {
     }
     if (held.size() == 1) {
       // Holders build in the first family; their sockets are part of its expectation.
-      for (const std::string& holder : absl::GetFlag(FLAGS_close_wait_holder)) {
+      for (const std::string& holder : close_wait_holders) {
         std::vector<std::string> parts = absl::StrSplit(holder, ':');
         int count;
         if (parts.size() != 2 || !IsHex(parts[0]) || !absl::SimpleAtoi(parts[1], &count)) {
@@ -123,7 +121,7 @@ int main(int argc, char** argv) {
           return 2;
         }
         absl::StatusOr<int> pid = tcpstates::workload::StartCloseWaitHolder(
-            absl::HexStringToBytes(parts[0]), count, family, absl::GetFlag(FLAGS_holder_cgroup));
+            absl::HexStringToBytes(parts[0]), count, family, holder_cgroup);
         if (!pid.ok()) {
           std::fprintf(stderr, "tcpstates-workload: %s\n", pid.status().ToString().c_str());
           return 1;
