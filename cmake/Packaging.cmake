@@ -123,7 +123,7 @@ endif()
 option(TCPSTATES_HARDENING "Build with _FORTIFY_SOURCE=2 and -z relro -z now" ON)
 if(TCPSTATES_HARDENING AND NOT TCPSTATES_SANITIZE)
   set(optimised $<CONFIG:Release,RelWithDebInfo,MinSizeRel>)
-  foreach(target tcpstates_core tcpstates_program_usage tcpstates_cli_render tcpstates
+  foreach(target tcpstates_core tcpstates_command_line tcpstates_cli_render tcpstates
                  tcpstates_line_protocol tcpstates_execd tcpstates-execd
                  tcpstates_collectd_options tcpstates_collectd)
     if(TARGET ${target})
@@ -181,8 +181,11 @@ This package holds the command-line snapshot (tcpstates), the Telegraf
 [[inputs.execd]] program printing InfluxDB line protocol (tcpstates-execd)
 with its Telegraf configuration, and a Grafana dashboard and InfluxDB queries
 in /usr/share/tcpstates.")
-set(CPACK_DEBIAN_TCPSTATES_PACKAGE_SUGGESTS "telegraf")
-set(CPACK_DEBIAN_TCPSTATES_PACKAGE_CONTROL_EXTRA ${PROJECT_BINARY_DIR}/packaging/tcpstates/conffiles)
+# libcap2-bin: setcap, for the optional capabilities (packaging/maintainer-scripts/tcpstates/postinst).
+set(CPACK_DEBIAN_TCPSTATES_PACKAGE_SUGGESTS "telegraf, libcap2-bin")
+set(CPACK_DEBIAN_TCPSTATES_PACKAGE_CONTROL_EXTRA
+    ${PROJECT_BINARY_DIR}/packaging/tcpstates/conffiles
+    ${TCPSTATES_PACKAGE_DIR}/maintainer-scripts/tcpstates/postinst)
 
 set(CPACK_DEBIAN_COLLECTD_PACKAGE_NAME tcpstates-collectd)
 set(CPACK_DEBIAN_COLLECTD_DESCRIPTION

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -62,9 +63,12 @@ bool SocketInode(absl::string_view link, uint64_t* inode) {
   return absl::SimpleAtoi(link, inode);
 }
 
-bool IsDirectory(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+// A mount point in mountinfo may be covered by a later mount (a fresh sysfs over /sys hides
+// /sys/fs/cgroup): only a path that is the cgroup v2 filesystem itself will do.
+bool IsCgroup2(const std::string& path) {
+  constexpr decltype(statfs::f_type) kCgroup2Magic = 0x63677270;  // CGROUP2_SUPER_MAGIC
+  struct statfs fs;
+  return statfs(path.c_str(), &fs) == 0 && fs.f_type == kCgroup2Magic;
 }
 
 constexpr size_t kMaxCgroups = 100000;
@@ -95,19 +99,45 @@ bool ProcHidesProcesses(absl::string_view mountinfo, absl::string_view proc_dir)
 CgroupTree::CgroupTree(ProcRoot proc, std::string mount)
     : proc_(std::move(proc)), mount_(std::move(mount)), looked_up_(!mount_.empty()) {}
 
+namespace {
+
+std::optional<int> ParentOf(const ProcRoot& proc, int pid) {
+  absl::StatusOr<std::string> stat = ReadSmallFile(proc.Process(pid, "stat"), 4096);
+  if (!stat.ok()) return std::nullopt;
+  // "pid (comm) state ppid ...": comm may hold anything, so read after its last ')'.
+  const size_t close = stat->rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(*stat).substr(close + 1), ' ', absl::SkipEmpty());
+  int parent;
+  if (fields.size() < 2 || !absl::SimpleAtoi(fields[1], &parent) || parent <= 0) {
+    return std::nullopt;
+  }
+  return parent;
+}
+
+}  // namespace
+
 const std::string& CgroupTree::Mount() {
   if (looked_up_) return mount_;
   looked_up_ = true;
   absl::StatusOr<std::string> mine = ReadSmallFile(proc_.Self("mountinfo"));
   if (mine.ok()) {
     std::optional<std::string> mount = FindCgroup2Mount(*mine);
-    if (mount && IsDirectory(*mount)) return mount_ = *mount;
+    if (mount && IsCgroup2(*mount)) return mount_ = *mount;
   }
-  absl::StatusOr<std::string> init = ReadSmallFile(proc_.Process(1, "mountinfo"));
-  if (init.ok()) {
-    std::optional<std::string> mount = FindCgroup2Mount(*init);
-    const std::string through_init = mount ? proc_.Process(1, "root") + *mount : "";
-    if (mount && IsDirectory(through_init)) return mount_ = through_init;
+  // Through another process's root: init's, else (where init's root is out of reach) an
+  // ancestor's - `ip netns exec` leaves its caller in the original mount namespace.
+  std::vector<int> candidates = {1};
+  for (std::optional<int> pid = ParentOf(proc_, getpid()); pid && candidates.size() < 16;
+       pid = ParentOf(proc_, *pid)) {
+    if (*pid != 1) candidates.push_back(*pid);
+  }
+  for (int pid : candidates) {
+    absl::StatusOr<std::string> theirs = ReadSmallFile(proc_.Process(pid, "mountinfo"));
+    std::optional<std::string> mount = theirs.ok() ? FindCgroup2Mount(*theirs) : std::nullopt;
+    const std::string through_root = mount ? proc_.Process(pid, "root") + *mount : "";
+    if (mount && IsCgroup2(through_root)) return mount_ = through_root;
   }
   return mount_;
 }

@@ -26,8 +26,9 @@ std::optional<std::string> FindCgroup2Mount(absl::string_view mountinfo);
 bool ProcHidesProcesses(absl::string_view mountinfo, absl::string_view proc_dir);
 
 // The cgroup v2 hierarchy, reached from this mount namespace or, where it hides the host's
-// mounts (`ip netns exec` mounts a fresh /sys; some containers), through init's root:
-// /proc/1/root + the mount point in /proc/1/mountinfo.
+// mounts (`ip netns exec` mounts a fresh /sys; some containers), through another process's
+// root: /proc/PID/root + the mount point in /proc/PID/mountinfo, for init and then for our
+// ancestors (a locked-down init's root can be out of reach even for root).
 class CgroupTree {
  public:
   // `mount`: use this directory instead of looking the mount up.

@@ -194,6 +194,7 @@ absl::StatusOr<bool> GatherTrigger::ReadSignals(std::optional<Event>* stop,
       const char* name = sigabbrev_np(signal_number);
       *ignored = Event{Event::Kind::kIgnoredSignal,
                        name ? absl::StrCat("SIG", name) : absl::StrCat("signal ", signal_number)};
+      return gather;  // one at a time: the next Wait() reads the rest
     }
   }
 }

@@ -21,9 +21,11 @@ Needs root, apt-get with package lists, and the build's tests (the socket worklo
 """
 
 import glob
+import grp
 import os
 import re
 import shutil
+import stat
 import signal
 import socket
 import struct
@@ -340,6 +342,8 @@ class InstallPackagesTest(unittest.TestCase):
             want["tcp_connections"] = f"{expected['total']}i"
             self.assertEqual(got, want)
 
+        self.check_capabilities_survive_an_upgrade(debs)
+
         # Purge: nothing of the packages is left, nor anything new under the roots watched.
         owned = set().union(*listed.values())
         self.purge()
@@ -351,6 +355,47 @@ class InstallPackagesTest(unittest.TestCase):
         self.assertEqual(sorted(snapshot() - self.tree_before), [])
         self.assertEqual(self.new_packages(), [])
         print(f"install, run, purge: {time.monotonic() - started:.1f} s", file=sys.stderr)
+
+
+    def check_capabilities_survive_an_upgrade(self, debs):
+        """The README's privileged setup: only Telegraf's group may run the binary (a
+        statoverride, which dpkg keeps), and the capabilities come back after an upgrade because
+        postinst re-applies them when the marker file asks - never on a binary anyone may run."""
+        binary, marker = "/usr/bin/tcpstates-execd", "/etc/tcpstates/execd-capabilities"
+        group = f"tcpstates-test-{os.getpid()}"  # the README uses telegraf's own group
+        [tcpstates_deb] = [d for d in debs if os.path.basename(d).startswith("tcpstates_")]
+        self.assertEqual(run(["groupadd", "--system", group]).returncode, 0)
+        self.addCleanup(run, ["groupdel", group])
+        os.makedirs(os.path.dirname(marker))
+        self.addCleanup(shutil.rmtree, os.path.dirname(marker), ignore_errors=True)
+        open(marker, "w").close()
+
+        def reinstall():  # what an upgrade does to the file: replaced, postinst run
+            result = run(["dpkg", "-i", tcpstates_deb], env=APT_ENV)
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            return result.stderr
+
+        # Still world-executable: refused, and said why.
+        self.assertIn("other users may run it, so none are set", reinstall())
+        self.assertEqual(run(["getcap", binary]).stdout.strip(), "")
+        # Restricted the documented way: capabilities set, and set again after an upgrade.
+        override = ["dpkg-statoverride", "--update", "--add", "root", group, "0750", binary]
+        self.assertEqual(run(override).returncode, 0)
+        self.addCleanup(run, ["dpkg-statoverride", "--remove", binary])
+        for _ in range(2):
+            reinstall()
+            self.assertRegex(run(["getcap", binary]).stdout,
+                             r"cap_dac_read_search,cap_sys_ptrace[+=]ep")
+            info = os.stat(binary)
+            self.assertEqual((stat.S_IMODE(info.st_mode), info.st_uid, grp.getgrgid(info.st_gid).gr_name),
+                             (0o750, 0, group))
+        # Other users cannot run it at all.
+        denied = run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", binary,
+                      "--version"])
+        self.assertNotEqual(denied.returncode, 0)
+        self.assertIn("Permission denied", denied.stderr)
+        run(["dpkg-statoverride", "--remove", binary])
+        os.chmod(binary, 0o755)
 
 
 if __name__ == "__main__":

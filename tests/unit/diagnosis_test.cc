@@ -379,17 +379,28 @@ TEST_F(CgroupSearchTest, HiddenAndUnopenableProcessesAreSaidSo) {
 
 TEST_F(CgroupSearchTest, ReachesTheHierarchyThroughInitsRootWhenThisMountNamespaceHidesIt) {
   // `ip netns exec` mounts a fresh /sys: this mount namespace has no cgroup2 mount, init's
-  // has, and /proc/1/root leads there.
+  // has, and /proc/1/root leads there. Here init's root is the real / and its cgroup2 mount
+  // the real one, so the tree found must be the real hierarchy, holding this process.
+  absl::StatusOr<std::string> real_mountinfo = ReadSmallFile("/proc/self/mountinfo");
+  ASSERT_TRUE(real_mountinfo.ok());
+  std::optional<std::string> real_mount = FindCgroup2Mount(*real_mountinfo);
+  ASSERT_TRUE(real_mount.has_value()) << "no cgroup2 on this machine";
   proc_.File("self/mountinfo", "22 1 0:21 / /sys rw - sysfs sysfs rw\n");
-  proc_.File("1/mountinfo", "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
-  const std::string through_init = proc_.path() + "/1/root/sys/fs/cgroup";
-  proc_.File("1/root/sys/fs/cgroup/cgroup.procs", "1\n");
-  proc_.File("1/root/sys/fs/cgroup/app.slice/cgroup.procs", "100\n");
-  struct stat st;
-  ASSERT_EQ(stat((through_init + "/app.slice").c_str(), &st), 0);
+  proc_.File("1/mountinfo", absl::StrCat("30 1 0:26 / ", *real_mount, " rw - cgroup2 cgroup2 rw\n"));
+  proc_.Link("1/root", "/");
   CgroupTree tree(ProcRoot(proc_.path()));
-  EXPECT_EQ(tree.Mount(), through_init);
-  EXPECT_THAT(tree.ProcessesOf(st.st_ino), ElementsAre(100));
+  EXPECT_EQ(tree.Mount(), proc_.path() + "/1/root" + *real_mount);
+  const std::string own = CgroupPathOf(ProcRoot(), getpid());
+  struct stat st;
+  ASSERT_EQ(stat((*real_mount + own).c_str(), &st), 0) << own;
+  EXPECT_THAT(tree.ProcessesOf(st.st_ino), ::testing::Contains(getpid()));
+}
+
+TEST_F(CgroupSearchTest, AMountPointThatIsNotCgroup2IsNotTheHierarchy) {
+  // mountinfo still lists a cgroup2 mount that a later mount covers: not the hierarchy.
+  proc_.File("self/mountinfo", absl::StrCat("30 1 0:26 / ", root_.path(), " rw - cgroup2 cgroup2 rw\n"));
+  CgroupTree tree(ProcRoot(proc_.path()));
+  EXPECT_EQ(tree.Mount(), "");
 }
 
 TEST_F(CgroupSearchTest, WithoutAReachableHierarchyEveryProcessIsSearchedAndThatIsSaid) {
