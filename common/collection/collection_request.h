@@ -40,6 +40,14 @@ absl::string_view CountingName(Counting counting);  // "full" | "counters"
 // Parses "auto" | "netlink" | "proc"; InvalidArgument names the accepted values.
 absl::StatusOr<SourceKind> ParseSourceKind(absl::string_view text);
 
+// Another network namespace to collect from (the all-namespaces mode); see
+// common/namespaces/network_namespaces.h for how they are found.
+struct NamespaceTarget {
+  std::string ns_path;  // what setns() takes: /run/netns/NAME or /proc/PID/ns/net
+  int pid = 0;          // a process in it (its /proc/PID/net files), 0 when none
+  uint64_t inode = 0;
+};
+
 struct CollectionRequest {
   SourceKind source = SourceKind::kAuto;
   CountingChoice counting = CountingChoice::kAuto;
@@ -48,6 +56,8 @@ struct CollectionRequest {
   ProcRoot proc = ProcRoot();  // tests point the whole core at a fake tree
   // What the kernel counters include; unset: probed when counters are planned.
   std::optional<CounterIdentities> counter_identities = std::nullopt;
+  // Unset: the caller's own network namespace.
+  std::optional<NamespaceTarget> target = std::nullopt;
 };
 
 // The features of `request` that need every socket in the dump, by name ("the per-family split",

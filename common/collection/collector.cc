@@ -7,16 +7,55 @@
 #include "absl/strings/str_cat.h"
 #include "common/kernel/counter_probe.h"
 #include "common/kernel/kernel_counters.h"
+#include "common/kernel/network_namespace.h"
 #include "common/kernel/proc_net_tcp.h"
 
 namespace tcpstates {
 
+namespace {
+
+// Where the net/ files are: ours, or those of a process in the target namespace.
+CollectionRequest Resolved(CollectionRequest request) {
+  if (request.target && request.target->pid > 0) {
+    request.proc = request.proc.WithNetOf(request.target->pid);
+  }
+  if (request.target && request.diagnosis) {
+    request.diagnosis->owners.netns_inode = request.target->inode;
+  }
+  return request;
+}
+
+// Another namespace's port sysctls, read from inside it.
+std::function<PortSettings()> PortSettingsOf(const std::optional<NamespaceTarget>& target) {
+  if (!target) return nullptr;
+  return [ns_path = target->ns_path] {
+    PortSettings settings;
+    RunInNetworkNamespace(ns_path, [&] { settings = ReadPortSettings(ProcRoot()); }).IgnoreError();
+    return settings;
+  };
+}
+
+// A netlink socket in the request's namespace: ours, or created inside the target one (it
+// stays there for its whole life).
+absl::StatusOr<NetlinkSocketTable> OpenNetlink(const CollectionRequest& request) {
+  if (!request.target) return NetlinkSocketTable::Open();
+  absl::StatusOr<NetlinkSocketTable> table = absl::UnknownError("not opened");
+  absl::Status entered = RunInNetworkNamespace(request.target->ns_path,
+                                               [&] { table = NetlinkSocketTable::Open(); });
+  if (!entered.ok()) return entered;
+  return table;
+}
+
+}  // namespace
+
 Collector::Collector(const CollectionRequest& request)
-    : request_(request),
+    : request_(Resolved(request)),
       plan_(PlanCounting(request)),
       source_(request.source),
       proc_buffer_(new char[kProcBufferSize]) {
-  if (request.diagnosis) diagnoser_.emplace(*request.diagnosis, request.proc);
+  if (request.diagnosis) {
+    diagnoser_.emplace(*request_.diagnosis, request_.proc, PortSettingsOf(request.target));
+  }
 }
 
 Collector::Collector(Collector&&) noexcept = default;
@@ -26,32 +65,38 @@ Collector::~Collector() = default;
 absl::StatusOr<Collector> Collector::Create(const CollectionRequest& request) {
   if (absl::Status status = ValidateRequest(request); !status.ok()) return status;
   Collector collector(request);
-  switch (request.source) {
-    case SourceKind::kProc:
-      collector.source_detail_ = "/proc/net/tcp{,6} text tables (requested)";
-      return collector;
-    case SourceKind::kNetlink:
-    case SourceKind::kAuto: {
-      absl::StatusOr<NetlinkSocketTable> table = NetlinkSocketTable::Open();
-      if (table.ok()) {
-        collector.netlink_ = std::move(*table);
-        collector.source_ = SourceKind::kNetlink;
-        collector.source_detail_ = request.source == SourceKind::kAuto
-                                       ? "netlink sock_diag (auto: available)"
-                                       : "netlink sock_diag (requested)";
-        if (collector.plan_.counting == Counting::kKernelCounters) {
-          collector.CheckCountersAgree();
-        }
-        return collector;
-      }
-      if (request.source == SourceKind::kNetlink) return table.status();
-      collector.source_ = SourceKind::kProc;
-      collector.source_detail_ = absl::StrCat(
-          "/proc/net/tcp{,6} (auto: netlink unavailable: ", table.status().message(), ")");
-      return collector;
-    }
+  const std::string tables =
+      request.target ? absl::StrCat("/proc/", request.target->pid, "/net/tcp{,6}")
+                     : "/proc/net/tcp{,6}";
+  // The /proc tables of another namespace need a process in it.
+  const bool tables_readable = !request.target || request.target->pid > 0;
+  if (request.source == SourceKind::kProc) {
+    if (!tables_readable) return absl::UnavailableError("no process in the namespace");
+    collector.source_detail_ = absl::StrCat(tables, " text tables (requested)");
+    return collector;
   }
-  return absl::InternalError("unreachable source kind");
+  absl::StatusOr<NetlinkSocketTable> table = OpenNetlink(request);
+  if (table.ok()) {
+    collector.netlink_ = std::move(*table);
+    collector.source_ = SourceKind::kNetlink;
+    collector.source_detail_ = absl::StrCat(
+        "netlink sock_diag (", request.source == SourceKind::kAuto ? "auto: available" : "requested",
+        request.target ? ", inside the namespace)" : ")");
+    if (collector.plan_.counting == Counting::kKernelCounters) {
+      if (tables_readable) {
+        collector.CheckCountersAgree();
+      } else {
+        absl::StrAppend(&collector.source_detail_,
+                        "; full dumps (no process in the namespace to read its counters from)");
+      }
+    }
+    return collector;
+  }
+  if (request.source == SourceKind::kNetlink || !tables_readable) return table.status();
+  collector.source_ = SourceKind::kProc;
+  collector.source_detail_ =
+      absl::StrCat(tables, " (auto: netlink unavailable: ", table.status().message(), ")");
+  return collector;
 }
 
 namespace {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/kernel/network_namespace.h"
 #include "common/model/tcp_state.h"
 
 namespace tcpstates {
@@ -89,11 +90,15 @@ class CloseWaitOwners::Search {
     }
   }
 
-  // Then, for what is left, every process we can see.
+  // Then, for what is left, every process we can see (in the sockets' namespace).
   void SearchAllProcesses() {
     if (!GoOn()) return;
+    const uint64_t netns = owners_.options_.netns_inode;
     for (int pid : InResumeOrder(VisiblePids(proc_))) {
       if (!GoOn()) return;
+      if (netns != 0 && NetworkNamespaceInode(proc_.Process(pid, "ns/net")).value_or(0) != netns) {
+        continue;
+      }
       Scan(pid, /*listed_in_cgroup=*/false);
     }
   }

@@ -81,6 +81,9 @@ struct CloseWaitOwnersOptions {
   // stopped.
   size_t max_fds = 1 << 18;
   absl::Duration max_time = absl::Milliseconds(500);
+  // With a namespace's inode: the walk of every process is limited to that namespace's
+  // processes (the sockets are of that namespace; 0: no limit).
+  uint64_t netns_inode = 0;
 };
 
 class CloseWaitOwners {

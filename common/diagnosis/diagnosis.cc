@@ -2,14 +2,21 @@
 
 namespace tcpstates {
 
-Diagnoser::Diagnoser(const DiagnosisOptions& options, const ProcRoot& proc) {
+Diagnoser::Diagnoser(const DiagnosisOptions& options, const ProcRoot& proc,
+                     std::function<PortSettings()> read_port_settings) {
   if (options.close_wait_owners) {
     CloseWaitOwnersOptions owners = options.owners;
     owners.proc = proc;
     owners_.emplace(std::move(owners));
   }
   if (options.listen_inventory) listen_.emplace(options.max_listen_ports);
-  if (options.port_pressure) pressure_.emplace(proc);
+  if (options.port_pressure) {
+    if (read_port_settings) {
+      pressure_.emplace(std::move(read_port_settings));
+    } else {
+      pressure_.emplace(proc);
+    }
+  }
 }
 
 Diagnosis Diagnoser::Finish() {

@@ -7,6 +7,7 @@
 #ifndef TCPSTATES_COMMON_DIAGNOSIS_DIAGNOSIS_H_
 #define TCPSTATES_COMMON_DIAGNOSIS_DIAGNOSIS_H_
 
+#include <functional>
 #include <optional>
 
 #include "common/diagnosis/close_wait_owners.h"
@@ -32,7 +33,10 @@ struct Diagnosis {
 
 class Diagnoser {
  public:
-  explicit Diagnoser(const DiagnosisOptions& options = {}, const ProcRoot& proc = ProcRoot());
+  // `proc` is where processes are searched; `read_port_settings` where the namespace's port
+  // sysctls come from (unset: `proc`'s).
+  explicit Diagnoser(const DiagnosisOptions& options = {}, const ProcRoot& proc = ProcRoot(),
+                     std::function<PortSettings()> read_port_settings = nullptr);
 
   void Observe(const SocketRecord& record) {
     if (owners_) owners_->Observe(record);

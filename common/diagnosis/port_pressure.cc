@@ -53,7 +53,12 @@ std::string EndpointUsage::EndpointText() const {
 }
 
 PortPressure::PortPressure(ProcRoot proc, size_t max_endpoints)
-    : proc_(std::move(proc)), max_endpoints_(max_endpoints), settings_(ReadPortSettings(proc_)) {}
+    : PortPressure([proc = std::move(proc)] { return ReadPortSettings(proc); }, max_endpoints) {}
+
+PortPressure::PortPressure(std::function<PortSettings()> read_settings, size_t max_endpoints)
+    : read_settings_(std::move(read_settings)),
+      max_endpoints_(max_endpoints),
+      settings_(read_settings_()) {}
 
 void PortPressure::Observe(const SocketRecord& record) {
   if (record.remote_port == 0 || record.local_port < settings_.range_low ||
@@ -102,7 +107,7 @@ PortPressureReport PortPressure::Finish() {
   }
   usage_.clear();
   untracked_ = 0;
-  settings_ = ReadPortSettings(proc_);
+  settings_ = read_settings_();
   return report;
 }
 

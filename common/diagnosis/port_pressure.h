@@ -7,6 +7,7 @@
 #define TCPSTATES_COMMON_DIAGNOSIS_PORT_PRESSURE_H_
 
 #include <array>
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -54,6 +55,9 @@ class PortPressure {
   // few backends, so 4096 leaves room. An IPv4-mapped IPv6 peer (::ffff:a.b.c.d, a
   // dual-stack client) is the IPv4 endpoint it maps: both draw on the same local ports.
   explicit PortPressure(ProcRoot proc = ProcRoot(), size_t max_endpoints = 4096);
+  // Settings read by `read_settings` (another namespace's sysctls are only visible from
+  // inside it).
+  explicit PortPressure(std::function<PortSettings()> read_settings, size_t max_endpoints = 4096);
 
   void Observe(const SocketRecord& record);
   // Reports the collection just observed, then re-reads the settings for the next one.
@@ -75,7 +79,7 @@ class PortPressure {
     }
     friend bool operator==(const Key&, const Key&) = default;
   };
-  ProcRoot proc_;
+  std::function<PortSettings()> read_settings_;
   size_t max_endpoints_;
   PortSettings settings_;
   absl::flat_hash_map<Key, uint64_t> usage_;

@@ -46,7 +46,13 @@ std::optional<int64_t> ReadNumberFile(const std::string& path) {
   return value;
 }
 
-std::string ProcRoot::Net(absl::string_view name) const { return absl::StrCat(dir_, "/net/", name); }
+ProcRoot ProcRoot::WithNetOf(int pid) const {
+  ProcRoot root = *this;
+  root.net_dir_ = absl::StrCat(dir_, "/", pid, "/net");
+  return root;
+}
+
+std::string ProcRoot::Net(absl::string_view name) const { return absl::StrCat(net_dir_, "/", name); }
 
 std::string ProcRoot::Ipv4Sysctl(absl::string_view name) const {
   return absl::StrCat(dir_, "/sys/net/ipv4/", name);

@@ -25,10 +25,13 @@ std::optional<int64_t> ReadNumberFile(const std::string& path);
 // Where /proc is: "/proc" normally, a fake tree in tests.
 class ProcRoot {
  public:
-  ProcRoot() : dir_("/proc") {}
-  explicit ProcRoot(std::string dir) : dir_(std::move(dir)) {}
+  ProcRoot() : dir_("/proc"), net_dir_("/proc/net") {}
+  explicit ProcRoot(std::string dir) : dir_(std::move(dir)), net_dir_(dir_ + "/net") {}
+  // The same /proc, with the net/ files of the network namespace process `pid` is in
+  // (/proc/PID/net: another namespace's tables and counters, readable without entering it).
+  ProcRoot WithNetOf(int pid) const;
   const std::string& dir() const { return dir_; }
-  // "<dir>/net/<name>": tcp, tcp6, snmp, sockstat, netstat.
+  // "<net dir>/<name>": tcp, tcp6, snmp, sockstat, netstat.
   std::string Net(absl::string_view name) const;
   // "<dir>/sys/net/ipv4/<name>".
   std::string Ipv4Sysctl(absl::string_view name) const;
@@ -39,6 +42,7 @@ class ProcRoot {
 
  private:
   std::string dir_;
+  std::string net_dir_;
 };
 
 }  // namespace tcpstates

@@ -1,5 +1,8 @@
 #include "plugins/cli/render.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/command_line/command_line.h"
@@ -252,6 +255,104 @@ std::string RenderJson(const Collection& collection) {
   absl::StrAppend(&out, ",\"elapsed_us\":", absl::ToInt64Microseconds(s.elapsed),
                   ",\"taken_at_unix_ns\":", absl::ToUnixNanos(s.taken_at),
                   ",\"malformed\":", s.malformed, ",\"unknown_state\":", s.unknown_state, "}\n");
+  return out;
+}
+
+namespace {
+
+// Readable namespaces, most CLOSE_WAIT first, then most sockets, then by name.
+std::vector<const NamespaceCollection*> ByCloseWait(const NamespacesCollection& all) {
+  std::vector<const NamespaceCollection*> rows;
+  for (const NamespaceCollection& ns : all.namespaces) {
+    if (ns.collection.ok()) rows.push_back(&ns);
+  }
+  std::sort(rows.begin(), rows.end(), [](const NamespaceCollection* a, const NamespaceCollection* b) {
+    const Snapshot& x = a->collection->snapshot;
+    const Snapshot& y = b->collection->snapshot;
+    const uint64_t xw = x.Count(TcpState::kCloseWait), yw = y.Count(TcpState::kCloseWait);
+    if (xw != yw) return xw > yw;
+    if (x.connections() != y.connections()) return x.connections() > y.connections();
+    return a->ns.name.netns < b->ns.name.netns;
+  });
+  return rows;
+}
+
+void AppendNamespaceRow(absl::string_view netns, absl::string_view pod, absl::string_view container,
+                        const Snapshot& s, std::string* out) {
+  absl::StrAppendFormat(out, "%-24s %10d %10d %10d %10d %10d  %-12s %s\n", Printable(netns),
+                        s.connections(), s.Count(TcpState::kEstablished),
+                        s.Count(TcpState::kTimeWait), s.Count(TcpState::kCloseWait),
+                        s.Count(TcpState::kListen), container.empty() ? "-" : Printable(container),
+                        pod.empty() ? "-" : Printable(pod));
+}
+
+}  // namespace
+
+std::string RenderNamespacesTable(const NamespacesCollection& all) {
+  std::string out;
+  absl::StrAppendFormat(&out, "%-24s %10s %10s %10s %10s %10s  %-12s %s\n", "netns", "total",
+                        "estab", "time_wait", "close_wait", "listen", "container", "pod");
+  const std::vector<const NamespaceCollection*> rows = ByCloseWait(all);
+  for (const NamespaceCollection* ns : rows) {
+    AppendNamespaceRow(ns->ns.name.netns, ns->ns.name.pod, ns->ns.name.container,
+                       ns->collection->snapshot, &out);
+  }
+  if (all.other_namespaces > 0) {
+    AppendNamespaceRow(absl::StrCat("other (", all.other_namespaces, ")"), "", "", all.other, &out);
+  }
+  for (const NamespaceCollection& ns : all.namespaces) {
+    if (!ns.collection.ok()) {
+      absl::StrAppend(&out, "unreadable: ", Printable(ns.ns.name.netns), ": ",
+                      Printable(ns.collection.status().message()), "\n");
+    }
+  }
+  for (const NamespaceCollection* ns : rows) {
+    const std::optional<Diagnosis>& d = ns->collection->diagnosis;
+    if (!d || !d->close_wait || (d->close_wait->attributed == 0 && d->close_wait->unattributed == 0)) {
+      continue;
+    }
+    absl::StrAppend(&out, "\nin ", Printable(ns->ns.name.netns), ":\n");
+    AppendOwners(*d->close_wait, &out);
+  }
+  if (all.processes_unidentified > 0) {
+    absl::StrAppendFormat(&out,
+                          "\nwarning: the namespace of %d processes could not be identified (other "
+                          "users' processes: CAP_SYS_PTRACE or root identifies them)\n",
+                          all.processes_unidentified);
+  }
+  return out;
+}
+
+std::string RenderNamespacesJson(const NamespacesCollection& all) {
+  std::string out = "{\"namespaces\":[";
+  bool first = true;
+  for (const NamespaceCollection& ns : all.namespaces) {
+    absl::StrAppend(&out, first ? "" : ",", "{\"netns\":");
+    first = false;
+    AppendJsonString(ns.ns.name.netns, &out);
+    out += ",\"pod\":";
+    AppendJsonString(ns.ns.name.pod, &out);
+    out += ",\"container\":";
+    AppendJsonString(ns.ns.name.container, &out);
+    absl::StrAppend(&out, ",\"inode\":", ns.ns.inode, ",\"host\":", ns.ns.host ? "true" : "false");
+    if (!ns.collection.ok()) {
+      out += ",\"error\":";
+      AppendJsonString(ns.collection.status().ToString(), &out);
+      out += "}";
+      continue;
+    }
+    std::string one = RenderJson(*ns.collection);  // "{...}\n": its fields join ours
+    absl::StrAppend(&out, ",", absl::string_view(one).substr(1, one.size() - 2));
+  }
+  out += "],\"other\":{";
+  for (TcpState state : kAllStates) {
+    if (state != kAllStates.front()) out += ",";
+    absl::StrAppend(&out, "\"", MetricName(state), "\":", all.other.Count(state));
+  }
+  absl::StrAppend(&out, "},\"other_namespaces\":", all.other_namespaces,
+                  ",\"unreadable_other_namespaces\":", all.unreadable_namespaces,
+                  ",\"processes_unidentified\":", all.processes_unidentified,
+                  ",\"taken_at_unix_ns\":", absl::ToUnixNanos(all.taken_at), "}\n");
   return out;
 }
 

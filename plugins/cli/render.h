@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/collection/collector.h"
+#include "common/collection/namespaces_collector.h"
 
 namespace tcpstates::cli {
 
@@ -20,6 +21,16 @@ std::string RenderTable(const Collection& collection);
 // bytes, and safe on a terminal: C0 and C1 control characters and DEL are \u-escaped, and
 // bytes that are not UTF-8 become \u00XX.
 std::string RenderJson(const Collection& collection);
+
+// --all-namespaces: one row per namespace (the five headline metrics, netns, pod and
+// container), most CLOSE_WAIT first, then most sockets; the namespaces beyond the cap summed
+// as "other"; then the CLOSE_WAIT owners of each namespace that has CLOSE_WAIT sockets.
+std::string RenderNamespacesTable(const NamespacesCollection& collection);
+
+// {"namespaces":[{"netns":...,"pod":...,"container":...,"inode":N, <RenderJson's fields>}
+// or {..., "error":"..."} for one that could not be read], "other":{...},
+// "other_namespaces":N, "processes_unidentified":N}
+std::string RenderNamespacesJson(const NamespacesCollection& collection);
 
 }  // namespace tcpstates::cli
 

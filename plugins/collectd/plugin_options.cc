@@ -85,6 +85,7 @@ constexpr BooleanOption kBooleanOptions[] = {
     {"ListenPorts", &PluginOptions::listen_ports},
     {"NotifyVanishedListeners", &PluginOptions::notify_vanished_listeners},
     {"PortPressure", &PluginOptions::port_pressure},
+    {"AllNamespaces", &PluginOptions::all_namespaces},
 };
 
 const BooleanOption* FindBooleanOption(absl::string_view key) {
@@ -118,6 +119,10 @@ absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* opti
       absl::StatusOr<int> value = ParsePositive(item, kMaxTopOwners);
       if (!value.ok()) return value.status();
       options->top_owners = *value;
+    } else if (absl::EqualsIgnoreCase(key, "MaxNamespaces")) {
+      absl::StatusOr<int> value = ParsePositive(item, kMaxMaxNamespaces);
+      if (!value.ok()) return value.status();
+      options->max_namespaces = *value;
     } else if (absl::EqualsIgnoreCase(key, "MaxListenPorts")) {
       absl::StatusOr<int> value = ParsePositive(item, kMaxMaxListenPorts);
       if (!value.ok()) return value.status();

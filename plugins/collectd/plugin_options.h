@@ -16,6 +16,7 @@ namespace tcpstates {
 // Bounds for the numeric options: both size series cardinality, so nonsense is refused.
 inline constexpr int kMaxTopOwners = 1000;
 inline constexpr int kMaxMaxListenPorts = 65536;
+inline constexpr int kMaxMaxNamespaces = 65536;
 
 struct PluginOptions {
   SourceKind source = SourceKind::kAuto;
@@ -30,13 +31,17 @@ struct PluginOptions {
   // Off by default: it needs every ESTABLISHED and TIME_WAIT socket, i.e. a full dump at
   // every read, which is what counter-assisted counting saves on busy servers.
   bool port_pressure = false;
+  // Every network namespace of the host, each under plugin instances of its own.
+  bool all_namespaces = false;
+  int max_namespaces = 256;
   // What every read collects.
   CollectionRequest Request() const;
 };
 
 inline constexpr char kAcceptedOptions[] =
     "Source, Counting, ReportByFamily, ReportListenChange, CloseWaitOwners, TopOwners, "
-    "ListenPorts, MaxListenPorts, NotifyVanishedListeners, PortPressure";
+    "ListenPorts, MaxListenPorts, NotifyVanishedListeners, PortPressure, AllNamespaces, "
+    "MaxNamespaces";
 
 // Applies the options in `block` (the <Plugin tcpstates> block) over *options. An unknown key,
 // a bad value, or a combination the core cannot serve (ValidateRequest) is InvalidArgument

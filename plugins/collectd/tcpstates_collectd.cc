@@ -21,7 +21,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_join.h"
 #include "common/collection/collector.h"
+#include "common/collection/namespaces_collector.h"
 #include "common/model/snapshot.h"
 #include "common/model/tcp_state.h"
 #include "common/version.h"
@@ -63,16 +67,17 @@ class TcpStatesPlugin {
   void Shutdown();
 
  private:
-  // A plugin_instance ("all", "ipv4", "ipv6") and the LISTEN count it had at the previous
-  // read, for listen_change.
-  struct Series {
-    std::string instance;
-    std::optional<uint64_t> previous_listen;
-  };
-
+  absl::Status ReadAllNamespaces();
+  // Everything of one collection, under the plugin instances of `netns` ("": the plugin's
+  // own namespace, instances as without AllNamespaces).
+  void DispatchCollection(const Collection& collection, absl::string_view netns);
+  // The plugin_instance for `base` in the namespace being dispatched: "all" becomes the
+  // namespace's sanitized name, anything else "<netns>-<base>".
+  std::string Instance(absl::string_view base) const;
   void Dispatch(absl::string_view plugin_instance, absl::string_view type,
                 absl::string_view type_instance, gauge_t value);
-  void DispatchCounts(const StateCounts& counts, Series* series);
+  // The counts under plugin_instance `instance`, and listen_change against its previous read.
+  void DispatchCounts(const StateCounts& counts, const std::string& instance);
   void DispatchOwners(const CloseWaitAttribution& attribution);
   void DispatchListenPorts(const ListenReport& report);
   void DispatchPortPressure(const PortPressureReport& report);
@@ -80,13 +85,15 @@ class TcpStatesPlugin {
 
   PluginOptions options_;
   std::optional<Collector> collector_;
-  // Owners last logged (pid and name of each), to log "who holds CLOSE_WAIT" only when it
-  // changes; nullopt while there is no CLOSE_WAIT socket.
-  std::optional<std::string> logged_owners_;
+  std::optional<NamespacesCollector> namespaces_;  // with AllNamespaces
+  std::string netns_;  // sanitized name of the namespace being dispatched; "" without
+  // Owners last logged per owners instance (pid and name of each), to log "who holds
+  // CLOSE_WAIT" only when it changes; absent while there is no CLOSE_WAIT socket.
+  absl::flat_hash_map<std::string, std::string> logged_owners_;
   std::string logged_source_detail_;
-  Series all_{kAllInstance, std::nullopt};
-  std::array<Series, 2> families_{Series{std::string(FamilyName(Family::kIpv4)), std::nullopt},
-                                  Series{std::string(FamilyName(Family::kIpv6)), std::nullopt}};
+  // LISTEN at the previous read, per counts instance, for listen_change.
+  absl::flat_hash_map<std::string, uint64_t> previous_listen_;
+  absl::flat_hash_set<std::string> reported_unreadable_namespaces_;
   c_complain_t read_complaint_ = C_COMPLAIN_INIT_STATIC;
   c_complain_t dispatch_complaint_ = C_COMPLAIN_INIT_STATIC;
   c_complain_t malformed_complaint_ = C_COMPLAIN_INIT_STATIC;
@@ -114,6 +121,15 @@ absl::Status TcpStatesPlugin::Configure(const oconfig_item_t& block) {
 
 absl::Status TcpStatesPlugin::Init() {
   INFO("%s plugin %s: initialising", kPluginName, TCPSTATES_VERSION);
+  if (options_.all_namespaces) {
+    absl::StatusOr<NamespacesCollector> namespaces = NamespacesCollector::Create(
+        options_.Request(), static_cast<size_t>(options_.max_namespaces));
+    if (!namespaces.ok()) return namespaces.status();
+    namespaces_ = std::move(*namespaces);
+    INFO("%s plugin: every network namespace, at most %d with values of their own",
+         kPluginName, options_.max_namespaces);
+    return absl::OkStatus();
+  }
   absl::StatusOr<Collector> collector = Collector::Create(options_.Request());
   if (!collector.ok()) {
     return absl::Status(
@@ -130,11 +146,12 @@ absl::Status TcpStatesPlugin::Init() {
 }
 
 void TcpStatesPlugin::Shutdown() {
-  collector_.reset();  // closes the netlink socket, frees the buffers and the analyses
-  logged_owners_.reset();
+  collector_.reset();  // closes the netlink sockets, frees the buffers and the analyses
+  namespaces_.reset();
+  logged_owners_.clear();
   logged_source_detail_.clear();
-  all_.previous_listen.reset();
-  for (Series& series : families_) series.previous_listen.reset();
+  previous_listen_.clear();
+  reported_unreadable_namespaces_.clear();
 }
 
 void TcpStatesPlugin::LogSourceIfChanged(const std::string& detail) {
@@ -169,27 +186,34 @@ void TcpStatesPlugin::Dispatch(absl::string_view plugin_instance, absl::string_v
   }
 }
 
-void TcpStatesPlugin::DispatchCounts(const StateCounts& counts, Series* series) {
+std::string TcpStatesPlugin::Instance(absl::string_view base) const {
+  if (netns_.empty()) return std::string(base);
+  return base == kAllInstance ? netns_ : absl::StrCat(netns_, "-", base);
+}
+
+void TcpStatesPlugin::DispatchCounts(const StateCounts& counts, const std::string& instance) {
   // Zeros are dispatched too: a series that exists only while non-zero cannot be graphed
   // or thresholded, and "no value" would read as "plugin broken".
-  Dispatch(series->instance, kCountType, "total", static_cast<gauge_t>(counts.Total()));
+  Dispatch(instance, kCountType, "total", static_cast<gauge_t>(counts.Total()));
   for (TcpState state : kAllStates) {
-    Dispatch(series->instance, kCountType, MetricName(state), static_cast<gauge_t>(counts[state]));
+    Dispatch(instance, kCountType, MetricName(state), static_cast<gauge_t>(counts[state]));
   }
   if (!options_.report_listen_change) return;
   const uint64_t listen = counts[TcpState::kListen];
   // The first read has nothing to compare with; dispatching 0 there would claim "no change".
-  if (series->previous_listen.has_value()) {
-    Dispatch(series->instance, kListenChangeType, kListenChangeInstance,
-             static_cast<gauge_t>(listen) - static_cast<gauge_t>(*series->previous_listen));
+  auto [previous, first] = previous_listen_.try_emplace(instance, listen);
+  if (!first) {
+    Dispatch(instance, kListenChangeType, kListenChangeInstance,
+             static_cast<gauge_t>(listen) - static_cast<gauge_t>(previous->second));
+    previous->second = listen;
   }
-  series->previous_listen = listen;
 }
 
 void TcpStatesPlugin::DispatchOwners(const CloseWaitAttribution& attribution) {
+  const std::string owners_instance = Instance(kOwnersInstance);
   // No CLOSE_WAIT socket, nothing extra: the healthy case adds no series.
   if (attribution.attributed == 0 && attribution.unattributed == 0) {
-    logged_owners_.reset();
+    logged_owners_.erase(owners_instance);
     return;
   }
   // Owners whose sanitized unit and name coincide (names differing only in replaced bytes)
@@ -213,15 +237,15 @@ void TcpStatesPlugin::DispatchOwners(const CloseWaitAttribution& attribution) {
                     owner.pid, ")");
   }
   for (const auto& [instance, sockets] : series) {
-    Dispatch(kOwnersInstance, kCountType, instance, static_cast<gauge_t>(sockets));
+    Dispatch(owners_instance, kCountType, instance, static_cast<gauge_t>(sockets));
   }
   // Held by owners beyond TopOwners, so that the values add up to close_wait.
-  Dispatch(kOwnersInstance, kCountType, "other", static_cast<gauge_t>(attribution.other_sockets));
-  Dispatch(kOwnersInstance, kCountType, "unattributed",
+  Dispatch(owners_instance, kCountType, "other", static_cast<gauge_t>(attribution.other_sockets));
+  Dispatch(owners_instance, kCountType, "unattributed",
            static_cast<gauge_t>(attribution.unattributed));
-  Dispatch(kOwnersInstance, kPlainCountType, "unreadable_processes",
+  Dispatch(owners_instance, kPlainCountType, "unreadable_processes",
            static_cast<gauge_t>(attribution.processes_unreadable));
-  Dispatch(kOwnersInstance, kPlainCountType, "hidden_processes",
+  Dispatch(owners_instance, kPlainCountType, "hidden_processes",
            static_cast<gauge_t>(attribution.processes_hidden));
   // Pids are not in the series names (a restart would start new series); they are logged
   // whenever the owners or the unattributed count change, with names sanitized as in the
@@ -233,22 +257,24 @@ void TcpStatesPlugin::DispatchOwners(const CloseWaitAttribution& attribution) {
                     " more owners");
   }
   absl::StrAppend(&who, "; unattributed ", attribution.unattributed);
-  if (who != logged_owners_) {
+  std::string& logged = logged_owners_[owners_instance];
+  if (who != logged) {
     const std::string why = attribution.unattributed > 0 ? attribution.Why() : "";
-    INFO("%s plugin: CLOSE_WAIT sockets held by: %s%s%s", kPluginName, who.c_str(),
-         why.empty() ? "" : ": ", why.c_str());
-    logged_owners_ = std::move(who);
+    INFO("%s plugin: CLOSE_WAIT sockets held by%s%s: %s%s%s", kPluginName,
+         netns_.empty() ? "" : " in ", netns_.c_str(), who.c_str(), why.empty() ? "" : ": ",
+         why.c_str());
+    logged = std::move(who);
   }
 }
 
 void TcpStatesPlugin::DispatchListenPorts(const ListenReport& report) {
   for (const ListenPort& port : report.listening) {
-    Dispatch(kListenPortsInstance, kCountType,
+    Dispatch(Instance(kListenPortsInstance), kCountType,
              collectd_names::ListenInstance(port.family, port.port),
              static_cast<gauge_t>(port.sockets));
   }
   // LISTEN sockets on ports beyond MaxListenPorts: counted, not named.
-  Dispatch(kListenPortsInstance, kPlainCountType, "untracked_sockets",
+  Dispatch(Instance(kListenPortsInstance), kPlainCountType, "untracked_sockets",
            static_cast<gauge_t>(report.untracked_sockets));
   if (!options_.notify_vanished_listeners) return;
   // The series of a vanished port simply stops (threshold's missing-value check notices
@@ -259,7 +285,7 @@ void TcpStatesPlugin::DispatchListenPorts(const ListenReport& report) {
     notification.time = cdtime();
     CopyName(hostname_g != nullptr ? hostname_g : "", notification.host);
     CopyName(kPluginName, notification.plugin);
-    CopyName(kListenPortsInstance, notification.plugin_instance);
+    CopyName(Instance(kListenPortsInstance), notification.plugin_instance);
     CopyName(kCountType, notification.type);
     CopyName(collectd_names::ListenInstance(port.family, port.port), notification.type_instance);
     const std::string message =
@@ -274,12 +300,13 @@ void TcpStatesPlugin::DispatchListenPorts(const ListenReport& report) {
 void TcpStatesPlugin::DispatchPortPressure(const PortPressureReport& report) {
   const std::optional<EndpointUsage>& busiest = report.busiest;
   // Fixed names for thresholds and graphs; 0 when no connection uses an ephemeral port.
-  Dispatch(kPressureInstance, kGaugeType, "ephemeral_port_usage", busiest ? busiest->ratio : 0);
-  Dispatch(kPressureInstance, kPlainCountType, "ephemeral_ports_in_use",
+  const std::string pressure_instance = Instance(kPressureInstance);
+  Dispatch(pressure_instance, kGaugeType, "ephemeral_port_usage", busiest ? busiest->ratio : 0);
+  Dispatch(pressure_instance, kPlainCountType, "ephemeral_ports_in_use",
            busiest ? static_cast<gauge_t>(busiest->ports_in_use) : 0);
   // The same ratio under a name that says which endpoint it is (a value cannot carry text).
   if (busiest) {
-    Dispatch(kPressureInstance, kGaugeType, collectd_names::BusiestInstance(*busiest),
+    Dispatch(pressure_instance, kGaugeType, collectd_names::BusiestInstance(*busiest),
              busiest->ratio);
   }
   const PortSettings& settings = report.settings;
@@ -291,7 +318,7 @@ void TcpStatesPlugin::DispatchPortPressure(const PortPressureReport& report) {
       {"tcp_max_tw_buckets", settings.max_tw_buckets},
   };
   for (const auto& [name, value] : sysctls) {
-    if (value >= 0) Dispatch(kPressureInstance, kGaugeType, name, static_cast<gauge_t>(value));
+    if (value >= 0) Dispatch(pressure_instance, kGaugeType, name, static_cast<gauge_t>(value));
   }
   if (report.untracked_sockets > 0) {
     c_complain(LOG_WARNING, &pressure_complaint_,
@@ -302,6 +329,7 @@ void TcpStatesPlugin::DispatchPortPressure(const PortPressureReport& report) {
 }
 
 absl::Status TcpStatesPlugin::Read() {
+  if (namespaces_.has_value()) return ReadAllNamespaces();
   if (!collector_.has_value()) return absl::FailedPreconditionError("read callback ran before init");
   absl::StatusOr<Collection> collection = collector_->Collect();
   if (!collection.ok()) {
@@ -309,35 +337,64 @@ absl::Status TcpStatesPlugin::Read() {
                kPluginName, collection.status().ToString().c_str());
     return collection.status();
   }
-  const Snapshot* snapshot = &collection->snapshot;
   c_release(LOG_INFO, &read_complaint_, "%s plugin: socket table readable again", kPluginName);
-  LogSourceIfChanged(snapshot->source_detail);
-  if (snapshot->malformed > 0) {
+  LogSourceIfChanged(collection->snapshot.source_detail);
+  DispatchCollection(*collection, "");
+  return absl::OkStatus();
+}
+
+absl::Status TcpStatesPlugin::ReadAllNamespaces() {
+  absl::StatusOr<NamespacesCollection> all = namespaces_->Collect();
+  if (!all.ok()) return all.status();
+  if (!namespaces_->appeared().empty() || !namespaces_->vanished().empty()) {
+    INFO("%s plugin: namespaces: %zu new (%s), %zu gone (%s)", kPluginName,
+         namespaces_->appeared().size(),
+         collectd_names::SanitizeName(absl::StrJoin(namespaces_->appeared(), " ")).c_str(),
+         namespaces_->vanished().size(),
+         collectd_names::SanitizeName(absl::StrJoin(namespaces_->vanished(), " ")).c_str());
+  }
+  for (const NamespaceCollection& ns : all->namespaces) {
+    if (ns.collection.ok()) {
+      DispatchCollection(*ns.collection, ns.ns.name.netns);
+    } else if (reported_unreadable_namespaces_.insert(ns.ns.name.netns).second) {
+      WARNING("%s plugin: namespace %s cannot be read: %s", kPluginName,
+              collectd_names::SanitizeName(ns.ns.name.netns).c_str(),
+              std::string(ns.collection.status().message()).c_str());
+    }
+  }
+  if (all->other_namespaces > 0) {
+    DispatchCollection(Collection{all->other, std::nullopt}, "other");
+  }
+  netns_.clear();
+  return absl::OkStatus();
+}
+
+void TcpStatesPlugin::DispatchCollection(const Collection& collection, absl::string_view netns) {
+  netns_ = netns.empty() ? "" : collectd_names::SanitizeName(netns);
+  const Snapshot& snapshot = collection.snapshot;
+  if (snapshot.malformed > 0) {
     c_complain(LOG_WARNING, &malformed_complaint_,
                "%s plugin: %llu socket records could not be decoded (%s)", kPluginName,
-               static_cast<unsigned long long>(snapshot->malformed),
-               snapshot->source_detail.c_str());
+               static_cast<unsigned long long>(snapshot.malformed), snapshot.source_detail.c_str());
   }
-  if (snapshot->unknown_state > 0) {
+  if (snapshot.unknown_state > 0) {
     c_complain(LOG_WARNING, &unknown_state_complaint_,
                "%s plugin: %llu sockets are in a state this build does not know (newer kernel?);"
                " they are in no count",
-               kPluginName, static_cast<unsigned long long>(snapshot->unknown_state));
+               kPluginName, static_cast<unsigned long long>(snapshot.unknown_state));
   }
-
-  DispatchCounts(snapshot->All(), &all_);
+  DispatchCounts(snapshot.All(), Instance(kAllInstance));
   if (options_.report_by_family) {
     for (Family family : kAllFamilies) {
-      DispatchCounts(snapshot->ForFamily(family), &families_[static_cast<size_t>(family)]);
+      DispatchCounts(snapshot.ForFamily(family), Instance(FamilyName(family)));
     }
   }
-  if (collection->diagnosis) {
-    const Diagnosis& diagnosis = *collection->diagnosis;
+  if (collection.diagnosis) {
+    const Diagnosis& diagnosis = *collection.diagnosis;
     if (diagnosis.close_wait) DispatchOwners(*diagnosis.close_wait);
     if (diagnosis.listen) DispatchListenPorts(*diagnosis.listen);
     if (diagnosis.port_pressure) DispatchPortPressure(*diagnosis.port_pressure);
   }
-  return absl::OkStatus();
 }
 
 // Runs one callback body; turns a failed Status or any exception into collectd's -1.

@@ -32,10 +32,27 @@ int64_t AsFieldInteger(uint64_t count) {
   return static_cast<int64_t>(count > kMax ? kMax : count);
 }
 
+// What every line of a batch shares: the gather's timestamp and the batch's own tags (the
+// namespace, with --all-namespaces).
+struct LineContext {
+  absl::Time time;
+  const BatchTags& tags;
+
+  line_protocol::LinePoint Point(absl::string_view measurement) const {
+    line_protocol::LinePoint point(measurement);
+    for (const auto& [key, value] : tags) point.AddTag(key, value);
+    return point;
+  }
+  absl::Status Append(line_protocol::LinePoint* point, std::string* out) const {
+    point->SetTime(time);
+    return point->AppendTo(out);
+  }
+};
+
 absl::Status AppendPoint(absl::string_view measurement, absl::string_view family_tag,
-                         const StateCounts& counts, const BatchOptions& options, absl::Time time,
-                         std::string* out) {
-  line_protocol::LinePoint point(measurement);
+                         const StateCounts& counts, const BatchOptions& options,
+                         const LineContext& context, std::string* out) {
+  line_protocol::LinePoint point = context.Point(measurement);
   if (!family_tag.empty()) point.AddTag("family", family_tag);
   if (options.netstat_compat) {
     for (TcpState state : kNetstatFieldOrder) {
@@ -47,8 +64,7 @@ absl::Status AppendPoint(absl::string_view measurement, absl::string_view family
       point.AddInt(absl::StrCat("tcp_", MetricName(state)), AsFieldInteger(counts[state]));
     }
   }
-  point.SetTime(time);
-  return point.AppendTo(out);
+  return context.Append(&point, out);
 }
 
 // What a tag value becomes once stored: the encoder drops trailing backslashes and makes
@@ -70,7 +86,7 @@ absl::string_view OwnerSearchName(CgroupNarrowing narrowing) {
   return "?";
 }
 
-absl::Status AppendCloseWait(const CloseWaitAttribution& attribution, absl::Time time,
+absl::Status AppendCloseWait(const CloseWaitAttribution& attribution, const LineContext& context,
                              std::string* out) {
   // The core merged owners by (comm, unit). pid is a field, so two owners whose names are
   // the same once stored (the encoder drops trailing backslashes) would be one series at
@@ -89,17 +105,16 @@ absl::Status AppendCloseWait(const CloseWaitAttribution& attribution, absl::Time
     }
   }
   for (const CloseWaitOwner& line : lines) {
-    line_protocol::LinePoint point(kCloseWaitMeasurement);
+    line_protocol::LinePoint point = context.Point(kCloseWaitMeasurement);
     point.AddTag("comm", line.comm).AddTag("unit", line.unit);
     point.AddInt("sockets", AsFieldInteger(line.sockets))
         .AddInt("pid", line.pid)
         .AddInt("processes", line.processes);
-    point.SetTime(time);
-    if (absl::Status status = point.AppendTo(out); !status.ok()) return status;
+    if (absl::Status status = context.Append(&point, out); !status.ok()) return status;
   }
   // Always with CLOSE_WAIT > 0: an unprivileged run (Telegraf's own user) cannot read other
   // users' fds, and this says how much is unattributed and why instead of failing quietly.
-  line_protocol::LinePoint summary(kCloseWaitSummaryMeasurement);
+  line_protocol::LinePoint summary = context.Point(kCloseWaitSummaryMeasurement);
   summary.AddInt("attributed", AsFieldInteger(attribution.attributed))
       .AddInt("other", AsFieldInteger(attribution.other_sockets))
       .AddInt("other_owners", AsFieldInteger(attribution.other_owners))
@@ -111,26 +126,24 @@ absl::Status AppendCloseWait(const CloseWaitAttribution& attribution, absl::Time
       .AddInt("budget_exhausted", attribution.budget_exhausted ? 1 : 0)
       .AddString("owner_search", OwnerSearchName(attribution.narrowing))
       .AddString("why", attribution.Why());
-  summary.SetTime(time);
-  return summary.AppendTo(out);
+  return context.Append(&summary, out);
 }
 
 absl::Status AppendListenPorts(absl::string_view measurement, const std::vector<ListenPort>& ports,
-                               absl::Time time, std::string* out) {
+                               const LineContext& context, std::string* out) {
   for (const ListenPort& port : ports) {
-    line_protocol::LinePoint point(measurement);
+    line_protocol::LinePoint point = context.Point(measurement);
     point.AddTag("family", FamilyName(port.family)).AddTag("port", absl::StrCat(port.port));
     point.AddInt("sockets", AsFieldInteger(port.sockets));
-    point.SetTime(time);
-    if (absl::Status status = point.AppendTo(out); !status.ok()) return status;
+    if (absl::Status status = context.Append(&point, out); !status.ok()) return status;
   }
   return absl::OkStatus();
 }
 
-absl::Status AppendPortPressure(const PortPressureReport& report, absl::Time time,
+absl::Status AppendPortPressure(const PortPressureReport& report, const LineContext& context,
                                 std::string* out) {
   const PortSettings& settings = report.settings;
-  line_protocol::LinePoint point(kPortPressureMeasurement);
+  line_protocol::LinePoint point = context.Point(kPortPressureMeasurement);
   // Without a busiest endpoint the point is still written, untagged and at zero, so the
   // series has no gaps an alert would read as "no data".
   uint64_t ports_in_use = 0;
@@ -151,47 +164,47 @@ absl::Status AppendPortPressure(const PortPressureReport& report, absl::Time tim
       .AddInt("tcp_fin_timeout", settings.fin_timeout)
       .AddInt("tcp_tw_reuse", settings.tw_reuse)
       .AddInt("tcp_max_tw_buckets", settings.max_tw_buckets);
-  point.SetTime(time);
-  return point.AppendTo(out);
+  return context.Append(&point, out);
 }
 
 absl::Status AppendDiagnosis(const Snapshot& snapshot, const Diagnosis& diagnosis,
-                             std::string* out) {
-  const absl::Time time = snapshot.taken_at;
+                             const LineContext& context, std::string* out) {
   if (diagnosis.close_wait && snapshot.Count(TcpState::kCloseWait) > 0) {
-    if (absl::Status status = AppendCloseWait(*diagnosis.close_wait, time, out); !status.ok()) {
+    if (absl::Status status = AppendCloseWait(*diagnosis.close_wait, context, out); !status.ok()) {
       return status;
     }
   }
   if (diagnosis.listen) {
     if (absl::Status status =
-            AppendListenPorts(kListenMeasurement, diagnosis.listen->listening, time, out);
+            AppendListenPorts(kListenMeasurement, diagnosis.listen->listening, context, out);
         !status.ok()) {
       return status;
     }
     if (absl::Status status =
-            AppendListenPorts(kListenVanishedMeasurement, diagnosis.listen->vanished, time, out);
+            AppendListenPorts(kListenVanishedMeasurement, diagnosis.listen->vanished, context, out);
         !status.ok()) {
       return status;
     }
   }
   if (diagnosis.port_pressure) {
-    return AppendPortPressure(*diagnosis.port_pressure, time, out);
+    return AppendPortPressure(*diagnosis.port_pressure, context, out);
   }
   return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::StatusOr<std::string> RenderBatch(const Collection& collection, const BatchOptions& options) {
+absl::StatusOr<std::string> RenderBatch(const Collection& collection, const BatchOptions& options,
+                                        const BatchTags& tags) {
   const Snapshot& snapshot = collection.snapshot;
+  const LineContext context{snapshot.taken_at, tags};
   absl::string_view measurement = options.measurement;
   if (measurement.empty()) {
     measurement = options.netstat_compat ? kNetstatMeasurement : kDefaultMeasurement;
   }
   std::string batch;
   if (absl::Status status =
-          AppendPoint(measurement, "", snapshot.All(), options, snapshot.taken_at, &batch);
+          AppendPoint(measurement, "", snapshot.All(), options, context, &batch);
       !status.ok()) {
     return status;
   }
@@ -199,14 +212,14 @@ absl::StatusOr<std::string> RenderBatch(const Collection& collection, const Batc
     for (Family family : kAllFamilies) {
       if (absl::Status status =
               AppendPoint(measurement, FamilyName(family), snapshot.ForFamily(family), options,
-                          snapshot.taken_at, &batch);
+                          context, &batch);
           !status.ok()) {
         return status;
       }
     }
   }
   if (collection.diagnosis) {
-    if (absl::Status status = AppendDiagnosis(snapshot, *collection.diagnosis, &batch);
+    if (absl::Status status = AppendDiagnosis(snapshot, *collection.diagnosis, context, &batch);
         !status.ok()) {
       return status;
     }

@@ -5,6 +5,8 @@
 #define TCPSTATES_PLUGINS_TELEGRAF_EXECD_BATCH_H_
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -53,7 +55,11 @@ struct BatchOptions {
 // Fails only when options.measurement cannot be encoded (InvalidArgument): every other name
 // is fixed and hostile values (process names) are always encodable, so checking the options
 // once at start-up is enough.
-absl::StatusOr<std::string> RenderBatch(const Collection& collection, const BatchOptions& options);
+// Tags every line of a batch carries (with --all-namespaces: netns, pod, container).
+using BatchTags = std::vector<std::pair<std::string, std::string>>;
+
+absl::StatusOr<std::string> RenderBatch(const Collection& collection, const BatchOptions& options,
+                                        const BatchTags& tags = {});
 
 }  // namespace tcpstates::telegraf
 

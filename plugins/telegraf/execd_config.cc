@@ -96,6 +96,13 @@ command_line::Flags DefineFlags(ExecdConfig* c) {
             "The remote endpoint closest to exhausting the ephemeral port range "
             "(tcpstates_port_pressure). Needs every ESTABLISHED and TIME_WAIT socket: a full "
             "dump every gather.")
+      .Bool("all-namespaces", &c->all_namespaces,
+            "Every network namespace of the host (containers, pods, ip netns): every line is "
+            "tagged netns (and pod, container). Root, or CAP_SYS_ADMIN and CAP_SYS_PTRACE, reads "
+            "them all through netlink; see README.md for less privilege.")
+      .Int("max-namespaces", &c->max_namespaces, 1, 65536,
+           "With --all-namespaces: at most this many get lines of their own (namespaces already "
+           "reported keep their place); the counts of the rest are summed under netns=other.")
       .Custom("stderr-level", "info|warning|error", "info",
               "The least severe diagnostics written to stderr. Telegraf before 1.32 logs every "
               "stderr line as an error: use error there.",

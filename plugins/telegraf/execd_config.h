@@ -26,6 +26,8 @@ struct ExecdConfig {
   int max_listen_ports = 256;
   bool port_pressure = false;
   LogLevel stderr_level = LogLevel::kInfo;
+  bool all_namespaces = false;
+  int max_namespaces = 256;
 
   // What every gather collects.
   CollectionRequest Request() const;

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "plugins/telegraf/execd_log.h"
 
 namespace tcpstates::telegraf {
@@ -12,8 +13,12 @@ Gatherer::Gatherer(Collector collector, BatchOptions options)
   ReportCounting();
 }
 
+Gatherer::Gatherer(NamespacesCollector namespaces, BatchOptions options)
+    : namespaces_(std::move(namespaces)), options_(std::move(options)) {}
+
 absl::StatusOr<std::string> Gatherer::Gather() {
-  absl::StatusOr<Collection> collection = collector_.Collect();
+  if (namespaces_) return GatherAllNamespaces();
+  absl::StatusOr<Collection> collection = collector_->Collect();
   if (!collection.ok()) return collection.status();
   ReportSourceAndProblems(collection->snapshot);
   ReportCounting();
@@ -24,18 +29,18 @@ absl::StatusOr<std::string> Gatherer::Gather() {
 // Once at start, and again if it changes (a netlink dump refused later switches to /proc,
 // which always reads every socket).
 void Gatherer::ReportCounting() {
-  const Counting counting = collector_.counting();
+  const Counting counting = collector_->counting();
   if (last_counting_ == counting) return;
-  std::string why = collector_.plan().why;
+  std::string why = collector_->plan().why;
   if (last_counting_) {
     why = "changed with the source";
   } else if (counting == Counting::kKernelCounters) {
     absl::StrAppend(&why,
                     "; ESTABLISHED and TIME_WAIT totals from kernel counters, no per-family "
                     "split of them");
-  } else if (collector_.plan().counting == Counting::kKernelCounters) {
+  } else if (collector_->plan().counting == Counting::kKernelCounters) {
     // The probe, the self-check or the source ruled counters out; the source line says why.
-    absl::StrAppend(&why, "; kernel counters not usable here: ", collector_.source_detail());
+    absl::StrAppend(&why, "; kernel counters not usable here: ", collector_->source_detail());
   }
   Log(LogLevel::kInfo, absl::StrCat("counting: ", CountingName(counting), " (", why, ")"));
   last_counting_ = counting;
@@ -82,6 +87,54 @@ void Gatherer::ReportDiagnosisLimits(const Diagnosis& diagnosis) {
                      "tcpstates_listen line"));
   }
   last_untracked_listeners_ = untracked;
+}
+
+absl::StatusOr<std::string> Gatherer::GatherAllNamespaces() {
+  absl::StatusOr<NamespacesCollection> all = namespaces_->Collect();
+  if (!all.ok()) return all.status();
+  ReportNamespaces(*all);
+  std::string batch;
+  for (NamespaceCollection& ns : all->namespaces) {
+    if (!ns.collection.ok()) continue;
+    ns.collection->snapshot.taken_at = all->taken_at;  // one timestamp for the whole batch
+    const BatchTags tags = {{"netns", ns.ns.name.netns},
+                            {"pod", ns.ns.name.pod},
+                            {"container", ns.ns.name.container}};
+    absl::StatusOr<std::string> lines = RenderBatch(*ns.collection, options_, tags);
+    if (!lines.ok()) return lines.status();
+    batch += *lines;
+  }
+  if (all->other_namespaces > 0) {
+    Collection other{all->other, std::nullopt};
+    absl::StatusOr<std::string> lines = RenderBatch(other, options_, {{"netns", "other"}});
+    if (!lines.ok()) return lines.status();
+    batch += *lines;
+  }
+  return batch;
+}
+
+// Namespaces come and go with containers: one line when some did, and a warning once per
+// namespace that cannot be read.
+void Gatherer::ReportNamespaces(const NamespacesCollection& all) {
+  const auto& appeared = namespaces_->appeared();
+  const auto& vanished = namespaces_->vanished();
+  if (!appeared.empty() || !vanished.empty()) {
+    Log(LogLevel::kInfo, absl::StrCat("namespaces: ", appeared.size(), " new (",
+                                      absl::StrJoin(appeared, ", "), "), ", vanished.size(),
+                                      " gone (", absl::StrJoin(vanished, ", "), ")"));
+  }
+  for (const NamespaceCollection& ns : all.namespaces) {
+    if (!ns.collection.ok() && reported_unreadable_.insert(ns.ns.name.netns).second) {
+      Log(LogLevel::kWarning, absl::StrCat("namespace ", ns.ns.name.netns, " cannot be read: ",
+                                           ns.collection.status().ToString()));
+    }
+  }
+  if (all.unreadable_namespaces > 0 && !reported_unreadable_other_) {
+    Log(LogLevel::kWarning, absl::StrCat(all.unreadable_namespaces,
+                                         " namespaces beyond --max-namespaces cannot be read and "
+                                         "are not in netns=other"));
+    reported_unreadable_other_ = true;
+  }
 }
 
 }  // namespace tcpstates::telegraf

@@ -9,26 +9,36 @@
 #include <optional>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "common/collection/collector.h"
+#include "common/collection/namespaces_collector.h"
 #include "plugins/telegraf/execd_batch.h"
 
 namespace tcpstates::telegraf {
 
 class Gatherer {
  public:
+  // One namespace: the caller's.
   Gatherer(Collector collector, BatchOptions options);
+  // --all-namespaces: every line tagged with its namespace.
+  Gatherer(NamespacesCollector namespaces, BatchOptions options);
 
   // The batch for one gather; an error when nothing could be read.
   absl::StatusOr<std::string> Gather();
 
  private:
+  absl::StatusOr<std::string> GatherAllNamespaces();
+  void ReportNamespaces(const NamespacesCollection& all);
   void ReportCounting();
   void ReportSourceAndProblems(const Snapshot& snapshot);
   void ReportDiagnosisLimits(const Diagnosis& diagnosis);
 
-  Collector collector_;
+  std::optional<Collector> collector_;
+  std::optional<NamespacesCollector> namespaces_;
   BatchOptions options_;
+  absl::flat_hash_set<std::string> reported_unreadable_;
+  bool reported_unreadable_other_ = false;
   std::optional<Counting> last_counting_;
   std::string last_source_;
   uint64_t last_malformed_ = 0;

@@ -141,6 +141,18 @@ int GatherOnTrigger(const ExecdConfig& config, Gatherer* gatherer) {
   }
 }
 
+absl::StatusOr<Gatherer> MakeGatherer(const ExecdConfig& config) {
+  if (config.all_namespaces) {
+    absl::StatusOr<NamespacesCollector> namespaces = NamespacesCollector::Create(
+        config.Request(), static_cast<size_t>(config.max_namespaces));
+    if (!namespaces.ok()) return namespaces.status();
+    return Gatherer(*std::move(namespaces), config.batch);
+  }
+  absl::StatusOr<Collector> collector = Collector::Create(config.Request());
+  if (!collector.ok()) return collector.status();
+  return Gatherer(*std::move(collector), config.batch);
+}
+
 int Run(int argc, char** argv) {
   command_line::EnsureStandardFdsOpen();
   // A write to a pipe nobody reads must fail with EPIPE, which we handle, not kill us.
@@ -154,14 +166,13 @@ int Run(int argc, char** argv) {
   }
   SetStderrLevel(config.stderr_level);
 
-  absl::StatusOr<Collector> collector = Collector::Create(config.Request());
-  if (!collector.ok()) {
+  absl::StatusOr<Gatherer> gatherer = MakeGatherer(config);
+  if (!gatherer.ok()) {
     Log(LogLevel::kError,
-        absl::StrCat("cannot open the socket table: ", collector.status().ToString()));
+        absl::StrCat("cannot open the socket table: ", gatherer.status().ToString()));
     return kExitCannotRead;
   }
-  Gatherer gatherer(*std::move(collector), config.batch);
-  return config.once ? GatherOnce(&gatherer) : GatherOnTrigger(config, &gatherer);
+  return config.once ? GatherOnce(&*gatherer) : GatherOnTrigger(config, &*gatherer);
 }
 
 }  // namespace

@@ -1,0 +1,31 @@
+// Doing things inside another network namespace without moving the process there.
+//
+// A network namespace belongs to each thread, not to the process: a short-lived thread can
+// enter a namespace (setns), open a netlink socket there - which stays bound to that
+// namespace for its whole life - or read that namespace's /proc/sys/net, and end, while the
+// rest of the process never leaves its own namespace.
+#ifndef TCPSTATES_COMMON_KERNEL_NETWORK_NAMESPACE_H_
+#define TCPSTATES_COMMON_KERNEL_NETWORK_NAMESPACE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace tcpstates {
+
+// Runs `work` on a thread of its own inside the network namespace at `ns_path` (a
+// /proc/PID/ns/net or /run/netns/NAME file), and waits for it. PermissionDenied without
+// CAP_SYS_ADMIN (setns); NotFound when the namespace is gone.
+absl::Status RunInNetworkNamespace(const std::string& ns_path, absl::FunctionRef<void()> work);
+
+// The inode number that identifies the network namespace at `ns_path` (what
+// `readlink /proc/PID/ns/net` shows as net:[INODE]). Needs ptrace-read access to a process
+// (another user's: CAP_SYS_PTRACE); a /run/netns file needs nothing.
+absl::StatusOr<uint64_t> NetworkNamespaceInode(const std::string& ns_path);
+
+}  // namespace tcpstates
+
+#endif  // TCPSTATES_COMMON_KERNEL_NETWORK_NAMESPACE_H_
