@@ -3,7 +3,7 @@ with full dumps and with kernel counters and reading /proc (always whole), each 
 workload's construction and to what `ss -tan` reports in the same namespace at the same moment.
 
 No timing, InfluxDB or collectd here, so that the module also runs unchanged in
-tests/kernel's emulated guest (about 10x slower), where it checks that what we read from the
+tests/kernel's emulated guest (15-20x slower), where it checks that what we read from the
 kernel - dump states, state masks, /proc text, CurrEstab and tw counters - means the same on
 another kernel version. Bound-only sockets are there because kernels differ on them: 6.8 and
 later report them as CLOSE to a dump that asks for state bit 13, 6.1 ignores the bit, and
