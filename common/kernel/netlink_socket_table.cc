@@ -4,10 +4,13 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -32,9 +35,18 @@ void DecodeAttributes(const uint8_t* p, size_t length, SocketRecord* record) {
   while (length >= sizeof(nlattr)) {
     const auto attr = Load<nlattr>(p);
     if (attr.nla_len < sizeof(nlattr) || attr.nla_len > length) return;
-    if ((attr.nla_type & NLA_TYPE_MASK) == INET_DIAG_CGROUP_ID &&
-        attr.nla_len >= sizeof(nlattr) + 8) {
+    const uint16_t type = attr.nla_type & NLA_TYPE_MASK;
+    if (type == INET_DIAG_CGROUP_ID && attr.nla_len >= sizeof(nlattr) + 8) {
       record->cgroup_id = Load<uint64_t>(p + sizeof(nlattr));
+    } else if (type == INET_DIAG_INFO) {
+      // Older kernels send a shorter tcp_info: take what is there, the rest stays zero.
+      tcp_info info{};
+      std::memcpy(&info, p + sizeof(nlattr),
+                  std::min(sizeof info, static_cast<size_t>(attr.nla_len - sizeof(nlattr))));
+      if (attr.nla_len - sizeof(nlattr) >=
+          offsetof(tcp_info, tcpi_last_ack_recv) + sizeof(info.tcpi_last_ack_recv)) {
+        record->last_received_ms = std::min(info.tcpi_last_data_recv, info.tcpi_last_ack_recv);
+      }
     }
     const size_t step = Align4(attr.nla_len);
     if (step >= length) return;
@@ -83,6 +95,8 @@ absl::StatusOr<DumpProgress> WalkDiagMessages(absl::Span<const uint8_t> data, ui
           record.remote_port = ntohs(msg.id.idiag_dport);
           std::memcpy(record.remote_address.data(), msg.id.idiag_dst, record.remote_address.size());
           record.inode = msg.idiag_inode;
+          record.receive_queue = msg.idiag_rqueue;
+          record.send_queue = msg.idiag_wqueue;
           const size_t base = Align4(sizeof(inet_diag_msg));
           if (payload_length > base) {
             DecodeAttributes(payload + base, payload_length - base, &record);
@@ -134,11 +148,11 @@ NetlinkSocketTable::~NetlinkSocketTable() {
   if (fd_ >= 0) close(fd_);
 }
 
-absl::Status NetlinkSocketTable::Dump(uint32_t state_mask, SocketVisitor visitor,
+absl::Status NetlinkSocketTable::Dump(const DumpRequest& request, SocketVisitor visitor,
                                       WalkStats* stats) {
   if (!per_family_) {
     WalkStats legacy_stats;
-    absl::Status status = DumpOnce(/*legacy=*/true, AF_UNSPEC, state_mask, visitor, &legacy_stats);
+    absl::Status status = DumpOnce(/*legacy=*/true, AF_UNSPEC, request, visitor, &legacy_stats);
     if (status.ok() || legacy_stats.sockets > 0) {
       // A failure after sockets were delivered is a real failure, not a refusal.
       stats->sockets += legacy_stats.sockets;
@@ -148,14 +162,44 @@ absl::Status NetlinkSocketTable::Dump(uint32_t state_mask, SocketVisitor visitor
     per_family_ = true;  // refused: remember, and never ask again
   }
   for (uint8_t family : {uint8_t{AF_INET}, uint8_t{AF_INET6}}) {
-    absl::Status status = DumpOnce(/*legacy=*/false, family, state_mask, visitor, stats);
+    absl::Status status = DumpOnce(/*legacy=*/false, family, request, visitor, stats);
     // A kernel without IPv6 has no AF_INET6 TCP sockets to report.
     if (!status.ok() && !(family == AF_INET6 && absl::IsNotFound(status))) return status;
   }
   return absl::OkStatus();
 }
 
-std::vector<uint8_t> BuildDumpRequest(bool legacy, uint8_t family, uint32_t state_mask,
+std::vector<uint8_t> PortFilter(absl::Span<const uint16_t> local,
+                                absl::Span<const uint16_t> remote) {
+  // One condition per port, OR-ed as ss compiles it: each condition jumps over the next op
+  // when false (no = 12) and falls through when true (yes = 8) onto a JMP that always goes
+  // to the end (accept). The last condition's false jumps 4 bytes past the end (reject).
+  // Every jump lands on an op the "yes" chain reaches, which the kernel's audit requires.
+  struct Condition {
+    uint8_t code;
+    uint16_t port;
+  };
+  std::vector<Condition> conditions;
+  for (uint16_t port : local) conditions.push_back({INET_DIAG_BC_S_EQ, port});
+  for (uint16_t port : remote) conditions.push_back({INET_DIAG_BC_D_EQ, port});
+  std::vector<uint8_t> code;
+  auto append = [&code](inet_diag_bc_op op) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&op);
+    code.insert(code.end(), bytes, bytes + sizeof op);
+  };
+  const size_t total = conditions.empty() ? 0 : conditions.size() * 12 - 4;
+  for (size_t i = 0; i < conditions.size(); ++i) {
+    append({conditions[i].code, 8, 12});
+    append({0, 0, conditions[i].port});  // the port, in the "no" field of a data op
+    if (i + 1 < conditions.size()) {
+      const size_t after = total - code.size() - 4;  // bytes after this JMP
+      append({INET_DIAG_BC_JMP, 4, static_cast<uint16_t>(after + 4)});
+    }
+  }
+  return code;
+}
+
+std::vector<uint8_t> BuildDumpRequest(bool legacy, uint8_t family, const DumpRequest& dump,
                                       uint32_t seq) {
   struct {
     nlmsghdr header;
@@ -164,29 +208,43 @@ std::vector<uint8_t> BuildDumpRequest(bool legacy, uint8_t family, uint32_t stat
       inet_diag_req_v2 by_family;
     } body;
   } request{};
-  state_mask &= kShownStateMask;
+  const uint32_t states = dump.states & kShownStateMask;
+  const uint8_t extensions = dump.tcp_info ? 1 << (INET_DIAG_INFO - 1) : 0;
   if (legacy) {
     request.header.nlmsg_len = NLMSG_LENGTH(sizeof(inet_diag_req));
     request.header.nlmsg_type = TCPDIAG_GETSOCK;
     request.body.legacy.idiag_family = AF_INET;  // ignored: the kernel dumps every family
-    request.body.legacy.idiag_states = state_mask;
+    request.body.legacy.idiag_states = states;
+    request.body.legacy.idiag_ext = extensions;
   } else {
     request.header.nlmsg_len = NLMSG_LENGTH(sizeof(inet_diag_req_v2));
     request.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     request.body.by_family.sdiag_family = family;
     request.body.by_family.sdiag_protocol = IPPROTO_TCP;
-    request.body.by_family.idiag_states = state_mask;
+    request.body.by_family.idiag_states = states;
+    request.body.by_family.idiag_ext = extensions;
   }
   request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   request.header.nlmsg_seq = seq;
   const auto* bytes = reinterpret_cast<const uint8_t*>(&request);
-  return std::vector<uint8_t>(bytes, bytes + request.header.nlmsg_len);
+  std::vector<uint8_t> out(bytes, bytes + request.header.nlmsg_len);
+  if (!dump.filter.empty()) {
+    const nlattr attribute{static_cast<uint16_t>(NLA_HDRLEN + dump.filter.size()),
+                           INET_DIAG_REQ_BYTECODE};
+    const auto* attribute_bytes = reinterpret_cast<const uint8_t*>(&attribute);
+    out.insert(out.end(), attribute_bytes, attribute_bytes + sizeof attribute);
+    out.insert(out.end(), dump.filter.begin(), dump.filter.end());
+    out.resize(NLMSG_ALIGN(out.size()), 0);
+    const uint32_t length = static_cast<uint32_t>(out.size());
+    std::memcpy(out.data() + offsetof(nlmsghdr, nlmsg_len), &length, sizeof length);
+  }
+  return out;
 }
 
-absl::Status NetlinkSocketTable::DumpOnce(bool legacy, uint8_t family, uint32_t state_mask,
+absl::Status NetlinkSocketTable::DumpOnce(bool legacy, uint8_t family, const DumpRequest& dump,
                                           SocketVisitor visitor, WalkStats* stats) {
   const uint32_t seq = ++seq_;
-  const std::vector<uint8_t> request = BuildDumpRequest(legacy, family, state_mask, seq);
+  const std::vector<uint8_t> request = BuildDumpRequest(legacy, family, dump, seq);
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   for (;;) {

@@ -38,10 +38,26 @@ enum class DumpProgress { kMore, kDone };
 absl::StatusOr<DumpProgress> WalkDiagMessages(absl::Span<const uint8_t> data, uint32_t seq,
                                               SocketVisitor visitor, WalkStats* stats);
 
+// What one dump asks for.
+struct DumpRequest {
+  uint32_t states = kShownStateMask;  // bits outside kShownStateMask are never sent
+  // tcp_info for every socket reported (SocketRecord::last_received_ms): roughly doubles
+  // the kernel's work per message, so only for small dumps (one state, a filter).
+  bool tcp_info = false;
+  // inet_diag bytecode the kernel runs on each socket before building its message (see
+  // PortFilter); empty: every socket in `states`.
+  std::vector<uint8_t> filter = {};
+};
+
+// Bytecode that matches sockets whose local port is one of `local` or whose remote port is
+// one of `remote` - what `ss '( sport = :22 or dport = :5432 )'` sends. Only matching
+// sockets get a message; the kernel still walks the table. Empty when both are empty.
+std::vector<uint8_t> PortFilter(absl::Span<const uint16_t> local, absl::Span<const uint16_t> remote);
+
 // The bytes of one dump request: the legacy TCPDIAG_GETSOCK (both families, `family`
-// ignored) or SOCK_DIAG_BY_FAMILY for `family`, asking for `state_mask & kShownStateMask`.
-// Exposed so tests can check exactly what is asked of the kernel.
-std::vector<uint8_t> BuildDumpRequest(bool legacy, uint8_t family, uint32_t state_mask,
+// ignored) or SOCK_DIAG_BY_FAMILY for `family`. Exposed so tests can check exactly what is
+// asked of the kernel.
+std::vector<uint8_t> BuildDumpRequest(bool legacy, uint8_t family, const DumpRequest& dump,
                                       uint32_t seq);
 
 class NetlinkSocketTable {
@@ -55,9 +71,11 @@ class NetlinkSocketTable {
   NetlinkSocketTable& operator=(NetlinkSocketTable&& other) noexcept;
   ~NetlinkSocketTable();
 
-  // Visits every TCP socket (IPv4 and IPv6) whose state bit is set in `state_mask`. Bits
-  // outside kShownStateMask are never sent to the kernel.
-  absl::Status Dump(uint32_t state_mask, SocketVisitor visitor, WalkStats* stats);
+  // Visits every TCP socket (IPv4 and IPv6) the request matches.
+  absl::Status Dump(const DumpRequest& request, SocketVisitor visitor, WalkStats* stats);
+  absl::Status Dump(uint32_t state_mask, SocketVisitor visitor, WalkStats* stats) {
+    return Dump(DumpRequest{.states = state_mask}, visitor, stats);
+  }
 
   // True once the kernel refused the legacy single dump and per-family dumps are in use.
   bool using_per_family_dumps() const { return per_family_; }
@@ -66,8 +84,8 @@ class NetlinkSocketTable {
   explicit NetlinkSocketTable(int fd);
 
   // Sends one dump request and receives its reply to the end.
-  absl::Status DumpOnce(bool legacy, uint8_t family, uint32_t state_mask, SocketVisitor visitor,
-                        WalkStats* stats);
+  absl::Status DumpOnce(bool legacy, uint8_t family, const DumpRequest& request,
+                        SocketVisitor visitor, WalkStats* stats);
 
   int fd_ = -1;
   uint32_t seq_ = 0;

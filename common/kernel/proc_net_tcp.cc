@@ -105,7 +105,13 @@ bool ParseProcNetTcpLine(absl::string_view line, Family family, SocketRecord* re
   uint64_t state_value;
   if (state.size() != 2 || !ParseHex(state, &state_value)) return false;
 
-  if (NextToken(&rest).empty()) return false;  // tx_queue:rx_queue
+  absl::string_view queues = NextToken(&rest);  // tx_queue:rx_queue
+  uint64_t send_queue, receive_queue;
+  if (queues.size() < 3 || queues.find(':') == absl::string_view::npos ||
+      !ParseHex(queues.substr(0, queues.find(':')), &send_queue) ||
+      !ParseHex(queues.substr(queues.find(':') + 1), &receive_queue)) {
+    return false;
+  }
   absl::string_view timer = NextToken(&rest);  // tr:tm->when
   uint64_t timer_value;
   if (timer.size() < 3 || timer[2] != ':' || !ParseHex(timer.substr(0, 2), &timer_value)) {
@@ -126,6 +132,9 @@ bool ParseProcNetTcpLine(absl::string_view line, Family family, SocketRecord* re
   record->timer = static_cast<uint8_t>(timer_value);
   record->inode = inode;
   record->cgroup_id = 0;
+  record->receive_queue = static_cast<uint32_t>(receive_queue);
+  record->send_queue = static_cast<uint32_t>(send_queue);
+  record->last_received_ms = SocketRecord::kUnknownAge;
   return true;
 }
 

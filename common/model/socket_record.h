@@ -30,6 +30,14 @@ struct SocketRecord {
   // cgroup v2 id of the owning cgroup, when the source knows it (netlink on kernels >= 5.7
   // for full sockets); 0 otherwise.
   uint64_t cgroup_id = 0;
+  // What `ss` shows as Recv-Q and Send-Q: bytes not yet read by the application and not yet
+  // acknowledged by the peer - and for a listener, its accept queue's length and its backlog.
+  uint32_t receive_queue = 0;
+  uint32_t send_queue = 0;
+  // Milliseconds since the peer was last heard from (a segment received), when the dump
+  // asked for tcp_info; kUnknownAge otherwise.
+  static constexpr uint32_t kUnknownAge = UINT32_MAX;
+  uint32_t last_received_ms = kUnknownAge;
 };
 
 using SocketVisitor = absl::FunctionRef<void(const SocketRecord&)>;
