@@ -55,6 +55,7 @@ std::vector<std::string> NeedsEverySocket(const CollectionRequest& request) {
   std::vector<std::string> needs;
   if (request.per_family) needs.push_back("the per-family split");
   if (request.diagnosis && request.diagnosis->port_pressure) needs.push_back("port pressure");
+  if (request.queued_bytes) needs.push_back("queued bytes");
   return needs;
 }
 

@@ -58,10 +58,16 @@ struct CollectionRequest {
   std::optional<CounterIdentities> counter_identities = std::nullopt;
   // Unset: the caller's own network namespace.
   std::optional<NamespaceTarget> target = std::nullopt;
+  // Per-port counts for these local and remote ports (Snapshot::ports). With counters they
+  // cost one more dump, filtered by the kernel (only matching sockets get a message).
+  std::vector<uint16_t> local_ports = {};
+  std::vector<uint16_t> remote_ports = {};
+  // Recv-Q and Send-Q sums (Snapshot::queued): needs every socket.
+  bool queued_bytes = false;
 };
 
-// The features of `request` that need every socket in the dump, by name ("the per-family split",
-// "port pressure"); empty when counters can serve it.
+// The features of `request` that need every socket in the dump, by name ("the per-family
+// split", "port pressure", "queued bytes"); empty when counters can serve it.
 std::vector<std::string> NeedsEverySocket(const CollectionRequest& request);
 
 // InvalidArgument when the request asks for something it cannot have: counters together

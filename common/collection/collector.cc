@@ -52,6 +52,7 @@ Collector::Collector(const CollectionRequest& request)
     : request_(Resolved(request)),
       plan_(PlanCounting(request)),
       source_(request.source),
+      tally_(request.local_ports, request.remote_ports, request.queued_bytes),
       proc_buffer_(new char[kProcBufferSize]) {
   if (request.diagnosis) {
     diagnoser_.emplace(*request_.diagnosis, request_.proc, PortSettingsOf(request.target));
@@ -261,9 +262,22 @@ absl::Status Collector::CollectFromProc(Snapshot* snapshot, std::optional<Socket
 }
 
 absl::StatusOr<Collection> Collector::Collect() {
+  tally_.Reset();
+  // Ports come from the main dump whenever it has every socket.
+  auto observe = [this](const SocketRecord& r) {
+    if (diagnoser_) diagnoser_->Observe(r);
+    tally_.Observe(r, counting_ == Counting::kFullDump || source_ == SourceKind::kProc);
+  };
+  const bool observed = diagnoser_ || tally_.counts_ports() || request_.queued_bytes;
   absl::StatusOr<Snapshot> snapshot =
-      diagnoser_ ? CollectSnapshot([this](const SocketRecord& r) { diagnoser_->Observe(r); })
-                 : CollectSnapshot(std::nullopt);
+      observed ? CollectSnapshot(observe) : CollectSnapshot(std::nullopt);
+  if (snapshot.ok() && tally_.counts_ports() && snapshot->counting == Counting::kKernelCounters) {
+    if (absl::Status status = CountPortsFiltered(&*snapshot); !status.ok()) snapshot = status;
+  }
+  if (snapshot.ok() && diagnoser_ && source_ == SourceKind::kNetlink &&
+      snapshot->Count(TcpState::kCloseWait) > 0) {
+    if (absl::Status status = ObserveCloseWaitAges(); !status.ok()) snapshot = status;
+  }
   if (!snapshot.ok()) {
     // Forget the sockets seen before the failure. Finishing them instead would make a
     // partial listener set the reference, and the next collection would report listeners
@@ -271,9 +285,27 @@ absl::StatusOr<Collection> Collector::Collect() {
     if (diagnoser_) diagnoser_->Discard();
     return snapshot.status();
   }
+  tally_.Finish(&*snapshot);
   Collection collection{*std::move(snapshot), std::nullopt};
   if (diagnoser_) collection.diagnosis = diagnoser_->Finish();
   return collection;
+}
+
+absl::Status Collector::CountPortsFiltered(Snapshot* snapshot) {
+  WalkStats stats;
+  const DumpRequest filtered{.filter = PortFilter(request_.local_ports, request_.remote_ports)};
+  absl::Status status = netlink_->Dump(
+      filtered, [this](const SocketRecord& r) { tally_.Observe(r, /*ports=*/true); }, &stats);
+  snapshot->malformed += stats.malformed;
+  return status;
+}
+
+absl::Status Collector::ObserveCloseWaitAges() {
+  WalkStats stats;
+  const DumpRequest close_wait{.states = 1u << static_cast<int>(TcpState::kCloseWait),
+                               .tcp_info = true};
+  return netlink_->Dump(
+      close_wait, [this](const SocketRecord& r) { diagnoser_->ObserveAge(r); }, &stats);
 }
 
 absl::StatusOr<Snapshot> Collector::CollectSnapshot(std::optional<SocketVisitor> also) {

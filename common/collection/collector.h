@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/collection/collection_request.h"
+#include "common/collection/socket_tally.h"
 #include "common/diagnosis/diagnosis.h"
 #include "common/kernel/counter_probe.h"
 #include "common/kernel/netlink_socket_table.h"
@@ -69,6 +70,11 @@ class Collector {
   // kKernelCounters only when both succeed, and records why in source_detail either way.
   void CheckCountersAgree();
   absl::Status CollectFromProc(Snapshot* snapshot, std::optional<SocketVisitor> also);
+  // Counters leave ESTABLISHED and TIME_WAIT out of the main dump: the configured ports get
+  // a dump of their own, which the kernel filters (only their sockets get a message).
+  absl::Status CountPortsFiltered(Snapshot* snapshot);
+  // tcp_info of the CLOSE_WAIT sockets only (a dump of that state alone), for their ages.
+  absl::Status ObserveCloseWaitAges();
 
   CollectionRequest request_;
   CountingPlan plan_;
@@ -79,6 +85,7 @@ class Collector {
   std::string source_detail_;
   std::optional<NetlinkSocketTable> netlink_;
   std::optional<Diagnoser> diagnoser_;
+  SocketTally tally_;
   static constexpr size_t kProcBufferSize = 64 * 1024;
   std::unique_ptr<char[]> proc_buffer_;
 };

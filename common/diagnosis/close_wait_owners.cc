@@ -109,6 +109,7 @@ class CloseWaitOwners::Search {
     result_.not_accepted = owners_.not_accepted_;
     result_.beyond_cap = owners_.beyond_cap_;
     result_.unattributed = left_ + owners_.not_accepted_ + owners_.beyond_cap_;
+    result_.ages = owners_.ages_;
     MergeAndCut(top);
     RememberWhereToResume();
     std::sort(holders_.begin(), holders_.end(),
@@ -193,8 +194,24 @@ class CloseWaitOwners::Search {
     }
   }
 
+  // The oldest age among each process's sockets, where ages are known.
+  absl::flat_hash_map<int, uint32_t> OldestPerPid() {
+    absl::flat_hash_map<int, uint32_t> oldest;
+    std::vector<std::pair<uint64_t, uint32_t>>& ages = owners_.age_of_;
+    if (ages.empty()) return oldest;
+    std::sort(ages.begin(), ages.end());
+    for (const Holder& holder : holders_) {
+      auto it = std::lower_bound(ages.begin(), ages.end(), std::pair<uint64_t, uint32_t>(holder.inode, 0));
+      if (it == ages.end() || it->first != holder.inode) continue;
+      uint32_t& age = oldest[holder.pid];
+      age = std::max(age, it->second);
+    }
+    return oldest;
+  }
+
   // Owners by (comm, unit), then the top N; the rest is summed as "other".
   void MergeAndCut(int top) {
+    const absl::flat_hash_map<int, uint32_t> oldest = OldestPerPid();
     absl::flat_hash_map<std::pair<std::string, std::string>, size_t> index;
     std::vector<CloseWaitOwner>& owners = result_.owners;
     for (const auto& [pid, sockets] : sockets_per_pid_) {
@@ -212,6 +229,9 @@ class CloseWaitOwners::Search {
       }
       owner.sockets += sockets;
       ++owner.processes;
+      if (auto age = oldest.find(pid); age != oldest.end()) {
+        owner.oldest_ms = std::max(owner.oldest_ms.value_or(0), age->second);
+      }
     }
     std::sort(owners.begin(), owners.end(), [](const CloseWaitOwner& a, const CloseWaitOwner& b) {
       return std::tie(b.sockets, a.comm, a.unit) < std::tie(a.sockets, b.comm, b.unit);
@@ -278,7 +298,23 @@ CloseWaitAttribution CloseWaitOwners::Attribute() {
   return result;
 }
 
+void CloseWaitOwners::ObserveAge(const SocketRecord& record) {
+  if (record.state != static_cast<uint8_t>(TcpState::kCloseWait) ||
+      record.last_received_ms == SocketRecord::kUnknownAge) {
+    return;
+  }
+  CloseWaitAges& ages = ages_ ? *ages_ : ages_.emplace();
+  ages.oldest_ms = std::max(ages.oldest_ms, record.last_received_ms);
+  ages.older_than_minute += record.last_received_ms > 60'000;
+  ages.older_than_hour += record.last_received_ms > 3'600'000;
+  if (record.inode != 0 && age_of_.size() < options_.max_sockets) {
+    age_of_.emplace_back(record.inode, record.last_received_ms);
+  }
+}
+
 void CloseWaitOwners::Discard() {
+  ages_.reset();
+  age_of_.clear();
   pending_.clear();
   sockets_per_cgroup_.clear();
   not_accepted_ = 0;

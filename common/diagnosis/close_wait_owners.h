@@ -33,6 +33,17 @@ struct CloseWaitOwner {
   uint64_t sockets = 0;
   int processes = 0;
   int pid = 0;  // the one holding the most of them (the lowest pid on a tie)
+  // How long its longest-idle CLOSE_WAIT socket has not heard from the peer, when the
+  // collection asked the kernel (netlink; see CloseWaitOwners::ObserveAge).
+  std::optional<uint32_t> oldest_ms = std::nullopt;
+};
+
+// How long the CLOSE_WAIT sockets have been idle: a socket that has not heard from its peer
+// for an hour is a leak; fifty for a second are a burst.
+struct CloseWaitAges {
+  uint32_t oldest_ms = 0;
+  uint64_t older_than_minute = 0;
+  uint64_t older_than_hour = 0;
 };
 
 // How the search could narrow itself to the sockets' own cgroups.
@@ -50,6 +61,7 @@ struct CloseWaitAttribution {
   uint64_t other_sockets = 0;  // of those, held by owners beyond the top N
   uint64_t other_owners = 0;   // how many owners that is
   uint64_t unattributed = 0;   // CLOSE_WAIT sockets whose holder was not found
+  std::optional<CloseWaitAges> ages;  // every CLOSE_WAIT socket's, when known
 
   // Why `unattributed` is not zero; several can hold at once.
   uint64_t not_accepted = 0;       // still in a listener's accept queue: nobody holds them yet
@@ -93,6 +105,9 @@ class CloseWaitOwners {
   // Call for every socket of a collection (cheap for everything but CLOSE_WAIT).
   void Observe(const SocketRecord& record);
 
+  // A CLOSE_WAIT socket's age (its last_received_ms), from a dump that asked for tcp_info.
+  void ObserveAge(const SocketRecord& record);
+
   // Attributes the sockets observed since the last call, then forgets them.
   CloseWaitAttribution Attribute();
 
@@ -118,6 +133,8 @@ class CloseWaitOwners {
   absl::flat_hash_map<uint64_t, int> sockets_per_cgroup_;
   uint64_t not_accepted_ = 0;
   uint64_t beyond_cap_ = 0;
+  std::optional<CloseWaitAges> ages_;
+  std::vector<std::pair<uint64_t, uint32_t>> age_of_;  // (inode, ms), sorted by the search
   std::vector<Holder> last_holders_;  // sorted by inode
   // Where a search cut short by its budget resumes: (pid, fd); (0, 0) is from the start.
   std::pair<int, int> resume_from_{0, 0};

@@ -21,6 +21,8 @@ struct DiagnosisOptions {
   CloseWaitOwnersOptions owners;  // owners.proc is set from the collection's ProcRoot
   bool listen_inventory = true;
   size_t max_listen_ports = 256;
+  // Name the processes of new listeners (ListenReport::appeared).
+  bool new_listener_owners = true;
   // Needs every ESTABLISHED and TIME_WAIT socket (see the collection policy).
   bool port_pressure = true;
 };
@@ -44,6 +46,11 @@ class Diagnoser {
     if (pressure_) pressure_->Observe(record);
   }
 
+  // A CLOSE_WAIT socket with its tcp_info age (a second, small dump).
+  void ObserveAge(const SocketRecord& record) {
+    if (owners_) owners_->ObserveAge(record);
+  }
+
   // Completes the analyses of the sockets observed since the last call. Attribution of
   // CLOSE_WAIT sockets costs nothing when there were none.
   Diagnosis Finish();
@@ -56,6 +63,11 @@ class Diagnoser {
  private:
   std::optional<CloseWaitOwners> owners_;
   std::optional<ListenInventory> listen_;
+  // For naming new listeners' owners.
+  ProcRoot proc_;
+  std::optional<CgroupTree> listener_cgroups_;
+  uint64_t netns_inode_ = 0;
+  size_t max_fds_ = 0;
   std::optional<PortPressure> pressure_;
 };
 

@@ -7,53 +7,81 @@
 namespace tcpstates {
 namespace {
 
-ListenPort FromKey(uint32_t key, uint64_t sockets) {
-  return {static_cast<Family>(key >> 16), static_cast<uint16_t>(key & 0xffff), sockets};
-}
-
 void SortByKey(std::vector<ListenPort>* ports) {
   std::sort(ports->begin(), ports->end(), [](const ListenPort& a, const ListenPort& b) {
     return a.family != b.family ? a.family < b.family : a.port < b.port;
   });
 }
 
+// Of two queues, the fuller: by fill where backlogs are known, else by length.
+bool Fuller(uint32_t queue, uint32_t backlog, uint32_t than_queue, uint32_t than_backlog) {
+  if (backlog != 0 && than_backlog != 0) {
+    return static_cast<uint64_t>(queue) * than_backlog > static_cast<uint64_t>(than_queue) * backlog;
+  }
+  return queue > than_queue;
+}
+
+constexpr size_t kSocketsRemembered = 4;  // per new port, to find its owners by
+
 }  // namespace
+
+void ListenInventory::Seen::Add(const SocketRecord& record, bool remember) {
+  // A listener's receive queue is its accept queue, its send queue the backlog.
+  if (sockets == 0 || Fuller(record.receive_queue, record.send_queue, queue, backlog)) {
+    queue = record.receive_queue;
+    backlog = record.send_queue;
+  }
+  ++sockets;
+  if (remember && sockets_seen.size() < kSocketsRemembered) {
+    sockets_seen.push_back({record.inode, record.cgroup_id});
+  }
+}
+
+ListenPort ListenInventory::PortOf(Key key, const Seen& seen) {
+  return {static_cast<Family>(key >> 16), static_cast<uint16_t>(key & 0xffff), seen.sockets,
+          seen.queue, seen.backlog};
+}
 
 void ListenInventory::Observe(const SocketRecord& record) {
   if (record.state != static_cast<uint8_t>(TcpState::kListen)) return;
   const Key key = KeyOf(record.family, record.local_port);
   if (previous_.contains(key)) {
-    ++followed_[key];
+    followed_[key].Add(record, /*remember=*/false);
     return;
   }
   if (auto it = candidates_.find(key); it != candidates_.end()) {
-    ++it->second;
+    it->second.Add(record, /*remember=*/true);
     return;
   }
   // New ports may take every place (followed ports are at most the previous report's,
   // which was within the cap); Finish() gives followed ports theirs first.
-  if (candidates_.size() < max_ports_) {
-    candidates_.emplace(key, 1);
-  } else if (key < candidates_.rbegin()->first) {
-    untracked_ += candidates_.rbegin()->second;
+  if (candidates_.size() >= max_ports_) {
+    if (key > candidates_.rbegin()->first) {
+      ++untracked_;
+      return;
+    }
+    untracked_ += candidates_.rbegin()->second.sockets;
     candidates_.erase(std::prev(candidates_.end()));
-    candidates_.emplace(key, 1);
-  } else {
-    ++untracked_;
   }
+  candidates_[key].Add(record, /*remember=*/true);
 }
 
 ListenReport ListenInventory::Finish() {
   ListenReport report;
-  for (const auto& [key, sockets] : followed_) report.listening.push_back(FromKey(key, sockets));
+  for (const auto& [key, seen] : followed_) report.listening.push_back(PortOf(key, seen));
   for (const auto& [key, sockets] : previous_) {
-    if (!followed_.contains(key)) report.vanished.push_back(FromKey(key, sockets));
+    if (!followed_.contains(key)) {
+      report.vanished.push_back(PortOf(key, Seen{.sockets = sockets}));
+    }
   }
-  for (const auto& [key, sockets] : candidates_) {
-    if (report.listening.size() < max_ports_) {
-      report.listening.push_back(FromKey(key, sockets));
-    } else {
-      untracked_ += sockets;
+  for (auto& [key, seen] : candidates_) {
+    if (report.listening.size() >= max_ports_) {
+      untracked_ += seen.sockets;
+      continue;
+    }
+    report.listening.push_back(PortOf(key, seen));
+    if (have_previous_) {
+      report.appeared.push_back({PortOf(key, seen), {}, std::move(seen.sockets_seen)});
     }
   }
   report.untracked_sockets = untracked_;
@@ -63,8 +91,27 @@ ListenReport ListenInventory::Finish() {
   for (const ListenPort& port : report.listening) {
     previous_.emplace(KeyOf(port.family, port.port), port.sockets);
   }
+  ReadListenCounters(&report);
+  have_previous_ = true;
   Discard();
   return report;
+}
+
+void ListenInventory::ReadListenCounters(ListenReport* report) {
+  absl::StatusOr<ListenCounters> now = tcpstates::ReadListenCounters(proc_);
+  if (!now.ok()) {
+    previous_counters_.reset();
+    return;
+  }
+  if (previous_counters_) {
+    // Monotonic; a namespace created anew under the same reader would start over at 0.
+    report->overflows = now->overflows >= previous_counters_->overflows
+                            ? now->overflows - previous_counters_->overflows
+                            : now->overflows;
+    report->drops = now->drops >= previous_counters_->drops ? now->drops - previous_counters_->drops
+                                                            : now->drops;
+  }
+  previous_counters_ = *now;
 }
 
 void ListenInventory::Discard() {

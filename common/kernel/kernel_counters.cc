@@ -1,5 +1,6 @@
 #include "common/kernel/kernel_counters.h"
 
+#include <optional>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -9,11 +10,15 @@
 
 namespace tcpstates {
 
-absl::StatusOr<uint64_t> ParseCurrEstab(absl::string_view snmp) {
-  // Two "Tcp:" lines: the field names, then their values.
+namespace {
+
+// /proc/net/snmp and /proc/net/netstat hold pairs of lines "<Prefix>: names..." then
+// "<Prefix>: values...": the value under `name`, nullopt when absent.
+std::optional<uint64_t> FieldOf(absl::string_view text, absl::string_view prefix,
+                                absl::string_view name) {
   std::vector<absl::string_view> names;
-  for (absl::string_view line : absl::StrSplit(snmp, '\n')) {
-    if (!absl::ConsumePrefix(&line, "Tcp:")) continue;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (!absl::ConsumePrefix(&line, prefix)) continue;
     std::vector<absl::string_view> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
     if (names.empty()) {
       names = std::move(words);
@@ -21,11 +26,34 @@ absl::StatusOr<uint64_t> ParseCurrEstab(absl::string_view snmp) {
     }
     for (size_t i = 0; i < names.size() && i < words.size(); ++i) {
       uint64_t value;
-      if (names[i] == "CurrEstab" && absl::SimpleAtoi(words[i], &value)) return value;
+      if (names[i] == name && absl::SimpleAtoi(words[i], &value)) return value;
     }
     break;
   }
-  return absl::InvalidArgumentError("no Tcp: CurrEstab in /proc/net/snmp");
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> ParseCurrEstab(absl::string_view snmp) {
+  std::optional<uint64_t> value = FieldOf(snmp, "Tcp:", "CurrEstab");
+  if (!value) return absl::InvalidArgumentError("no Tcp: CurrEstab in /proc/net/snmp");
+  return *value;
+}
+
+absl::StatusOr<ListenCounters> ParseListenCounters(absl::string_view netstat) {
+  std::optional<uint64_t> overflows = FieldOf(netstat, "TcpExt:", "ListenOverflows");
+  std::optional<uint64_t> drops = FieldOf(netstat, "TcpExt:", "ListenDrops");
+  if (!overflows || !drops) {
+    return absl::InvalidArgumentError("no TcpExt: ListenOverflows/ListenDrops in /proc/net/netstat");
+  }
+  return ListenCounters{*overflows, *drops};
+}
+
+absl::StatusOr<ListenCounters> ReadListenCounters(const ProcRoot& proc) {
+  absl::StatusOr<std::string> netstat = ReadSmallFile(proc.Net("netstat"));
+  if (!netstat.ok()) return netstat.status();
+  return ParseListenCounters(*netstat);
 }
 
 absl::StatusOr<uint64_t> ParseSockstatTimeWait(absl::string_view sockstat) {

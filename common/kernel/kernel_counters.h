@@ -27,6 +27,16 @@ absl::StatusOr<uint64_t> ParseSockstatTimeWait(absl::string_view sockstat);
 // Reads both from `proc` (normally /proc).
 absl::StatusOr<TcpCounters> ReadTcpCounters(const ProcRoot& proc);
 
+// /proc/net/netstat TcpExt: connections a listener dropped because its accept queue was full
+// (ListenOverflows), and every SYN or ACK dropped at a listener (ListenDrops, which includes
+// the overflows). Monotonic since the namespace was created.
+struct ListenCounters {
+  uint64_t overflows = 0;
+  uint64_t drops = 0;
+};
+absl::StatusOr<ListenCounters> ParseListenCounters(absl::string_view netstat);
+absl::StatusOr<ListenCounters> ReadListenCounters(const ProcRoot& proc);
+
 }  // namespace tcpstates
 
 #endif  // TCPSTATES_COMMON_KERNEL_KERNEL_COUNTERS_H_

@@ -25,6 +25,10 @@ absl::string_view SourceKindName(SourceKind kind) {
   return "?";
 }
 
+absl::string_view PortDirectionName(PortDirection direction) {
+  return direction == PortDirection::kLocal ? "local" : "remote";
+}
+
 StateCounts Snapshot::All() const {
   StateCounts all = ipv4;
   all += ipv6;

@@ -5,7 +5,9 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "common/model/socket_record.h"
@@ -42,6 +44,27 @@ enum class Counting : uint8_t { kFullDump, kKernelCounters };
 // "auto", "netlink", "proc".
 absl::string_view SourceKindName(SourceKind kind);
 
+// Per-port counts, as collectd's tcpconns keeps them: the sockets whose local port (or remote
+// port) is a configured one, every state.
+enum class PortDirection : uint8_t { kLocal, kRemote };
+absl::string_view PortDirectionName(PortDirection direction);  // "local" | "remote"
+
+struct PortCounts {
+  uint16_t port = 0;
+  PortDirection direction = PortDirection::kLocal;
+  StateCounts counts;
+  friend bool operator==(const PortCounts&, const PortCounts&) = default;
+};
+
+// The sums of Recv-Q and Send-Q over a family's sockets (listeners left out: their queues
+// count connections, reported per listening port instead), as node_exporter's tcpstat and
+// Vector's host_metrics report them.
+struct QueuedBytes {
+  uint64_t receive = 0;
+  uint64_t send = 0;
+  friend bool operator==(const QueuedBytes&, const QueuedBytes&) = default;
+};
+
 struct Snapshot {
   StateCounts ipv4;
   StateCounts ipv6;
@@ -56,6 +79,11 @@ struct Snapshot {
   // are here, and ipv4/ipv6 hold 0 for them. All zero in a full dump.
   StateCounts unsplit;
   Counting counting = Counting::kFullDump;
+
+  // The configured ports, local ones first, each in the order configured (empty without).
+  std::vector<PortCounts> ports;
+  // Per family (indexed by Family), when asked for.
+  std::optional<std::array<QueuedBytes, 2>> queued;
 
   SourceKind source = SourceKind::kNetlink;  // never kAuto: the reader actually used
   std::string source_detail;                 // how, and why this reader (for humans and logs)

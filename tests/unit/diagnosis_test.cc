@@ -100,6 +100,45 @@ TEST(ListenInventory, NeverMoreThanTheCapWhileNewPortsKeepComing) {
   }
 }
 
+SocketRecord QueuedListener(uint16_t port, uint32_t queue, uint32_t backlog, uint64_t inode) {
+  SocketRecord r = Listener(Family::kIpv4, port);
+  r.receive_queue = queue;
+  r.send_queue = backlog;
+  r.inode = inode;
+  return r;
+}
+
+TEST(ListenInventory, AcceptQueueOfTheFullestSocketOfAPort) {
+  ListenInventory inventory;
+  inventory.Observe(QueuedListener(80, 3, 128, 1));
+  inventory.Observe(QueuedListener(80, 9, 16, 2));  // 56 % full: the fuller one
+  inventory.Observe(QueuedListener(80, 10, 1024, 3));
+  const ListenReport report = inventory.Finish();
+  ASSERT_EQ(report.listening.size(), 1u);
+  EXPECT_EQ(report.listening[0].sockets, 3u);
+  EXPECT_EQ(report.listening[0].queue, 9u);
+  EXPECT_EQ(report.listening[0].backlog, 16u);
+  EXPECT_DOUBLE_EQ(report.listening[0].fill(), 9.0 / 16);
+}
+
+TEST(ListenInventory, NewListenersNamedFromTheSecondCollectionOn) {
+  ListenInventory inventory;
+  inventory.Observe(QueuedListener(22, 0, 128, 1));
+  EXPECT_THAT(inventory.Finish().appeared, IsEmpty());  // nothing to compare with yet
+  inventory.Observe(QueuedListener(22, 0, 128, 1));
+  inventory.Observe(QueuedListener(4444, 0, 5, 7));
+  inventory.Observe(QueuedListener(4444, 0, 5, 8));
+  const ListenReport second = inventory.Finish();
+  ASSERT_EQ(second.appeared.size(), 1u);
+  EXPECT_EQ(second.appeared[0].port.port, 4444);
+  EXPECT_EQ(second.appeared[0].port.sockets, 2u);
+  ASSERT_EQ(second.appeared[0].sockets.size(), 2u);
+  EXPECT_EQ(second.appeared[0].sockets[1].inode, 8u);
+  inventory.Observe(QueuedListener(22, 0, 128, 1));
+  inventory.Observe(QueuedListener(4444, 0, 5, 7));
+  EXPECT_THAT(inventory.Finish().appeared, IsEmpty());  // not new any more
+}
+
 class TempDir {
  public:
   TempDir() {
@@ -131,6 +170,22 @@ ProcRoot FakeSysctls(const TempDir& proc) {
   proc.File("sys/net/ipv4/tcp_tw_reuse", "0\n");
   proc.File("sys/net/ipv4/tcp_max_tw_buckets", "5000\n");
   return ProcRoot(proc.path());
+}
+
+TEST(ListenInventory, OverflowsAndDropsSinceThePreviousCollection) {
+  TempDir proc;
+  auto netstat = [&](int overflows, int drops) {
+    proc.File("net/netstat", absl::StrCat("TcpExt: SyncookiesSent ListenOverflows ListenDrops\n",
+                                          "TcpExt: 0 ", overflows, " ", drops, "\n"));
+  };
+  netstat(5, 7);
+  ListenInventory inventory(256, ProcRoot(proc.path()));
+  const ListenReport first = inventory.Finish();
+  EXPECT_FALSE(first.overflows.has_value());
+  netstat(9, 12);
+  const ListenReport second = inventory.Finish();
+  EXPECT_EQ(second.overflows, 4u);
+  EXPECT_EQ(second.drops, 5u);
 }
 
 TEST(PortPressure, BusiestEndpointAndSettings) {
