@@ -8,8 +8,8 @@ namespace tcpstates {
 
 absl::StatusOr<CountingChoice> ParseCountingChoice(absl::string_view text) {
   const std::string lower = absl::AsciiStrToLower(text);
-  for (CountingChoice choice : {CountingChoice::kAuto, CountingChoice::kFull,
-                                CountingChoice::kCounters}) {
+  for (CountingChoice choice :
+       {CountingChoice::kAuto, CountingChoice::kFull, CountingChoice::kCounters}) {
     if (lower == CountingChoiceName(choice)) return choice;
   }
   return absl::InvalidArgumentError(
@@ -60,6 +60,13 @@ std::vector<std::string> NeedsEverySocket(const CollectionRequest& request) {
 }
 
 absl::Status ValidateRequest(const CollectionRequest& request) {
+  for (const auto& [ports, direction] :
+       {std::pair(&request.local_ports, "local"), std::pair(&request.remote_ports, "remote")}) {
+    if (ports->size() > kMaxRequestPorts) {
+      return absl::InvalidArgumentError(absl::StrCat("more than ", kMaxRequestPorts, " ", direction,
+                                                     " ports (", ports->size(), ")"));
+    }
+  }
   const std::vector<std::string> needs = NeedsEverySocket(request);
   if (request.counting == CountingChoice::kCounters && !needs.empty()) {
     return absl::InvalidArgumentError(

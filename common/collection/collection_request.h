@@ -48,10 +48,14 @@ struct NamespaceTarget {
   uint64_t inode = 0;
 };
 
+// At most this many local and this many remote ports per request: each is a series per state
+// and a term of the kernel's filter.
+inline constexpr size_t kMaxRequestPorts = 64;
+
 struct CollectionRequest {
   SourceKind source = SourceKind::kAuto;
   CountingChoice counting = CountingChoice::kAuto;
-  bool per_family = false;                    // every state split by family
+  bool per_family = false;                                   // every state split by family
   std::optional<DiagnosisOptions> diagnosis = std::nullopt;  // nullopt: counts only
   ProcRoot proc = ProcRoot();  // tests point the whole core at a fake tree
   // What the kernel counters include; unset: probed when counters are planned.
@@ -70,9 +74,9 @@ struct CollectionRequest {
 // split", "port pressure", "queued bytes"); empty when counters can serve it.
 std::vector<std::string> NeedsEverySocket(const CollectionRequest& request);
 
-// InvalidArgument when the request asks for something it cannot have: counters together
-// with a feature that needs every socket (refused, not silently degraded: a user who asked
-// for both should learn that one of them is not served).
+// InvalidArgument when the request asks for something it cannot have: more ports than
+// kMaxRequestPorts, counters together with a feature that needs every socket (refused, not silently
+// degraded: a user who asked for both should learn that one of them is not served).
 absl::Status ValidateRequest(const CollectionRequest& request);
 
 // The counting a valid request gets, and why (for logs and the CLI): kAuto resolves to

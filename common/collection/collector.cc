@@ -40,8 +40,8 @@ std::function<PortSettings()> PortSettingsOf(const std::optional<NamespaceTarget
 absl::StatusOr<NetlinkSocketTable> OpenNetlink(const CollectionRequest& request) {
   if (!request.target) return NetlinkSocketTable::Open();
   absl::StatusOr<NetlinkSocketTable> table = absl::UnknownError("not opened");
-  absl::Status entered = RunInNetworkNamespace(request.target->ns_path,
-                                               [&] { table = NetlinkSocketTable::Open(); });
+  absl::Status entered =
+      RunInNetworkNamespace(request.target->ns_path, [&] { table = NetlinkSocketTable::Open(); });
   if (!entered.ok()) return entered;
   return table;
 }
@@ -66,9 +66,9 @@ Collector::~Collector() = default;
 absl::StatusOr<Collector> Collector::Create(const CollectionRequest& request) {
   if (absl::Status status = ValidateRequest(request); !status.ok()) return status;
   Collector collector(request);
-  const std::string tables =
-      request.target ? absl::StrCat("/proc/", request.target->pid, "/net/tcp{,6}")
-                     : "/proc/net/tcp{,6}";
+  const std::string tables = request.target
+                                 ? absl::StrCat("/proc/", request.target->pid, "/net/tcp{,6}")
+                                 : "/proc/net/tcp{,6}";
   // The /proc tables of another namespace need a process in it.
   const bool tables_readable = !request.target || request.target->pid > 0;
   if (request.source == SourceKind::kProc) {
@@ -80,9 +80,10 @@ absl::StatusOr<Collector> Collector::Create(const CollectionRequest& request) {
   if (table.ok()) {
     collector.netlink_ = std::move(*table);
     collector.source_ = SourceKind::kNetlink;
-    collector.source_detail_ = absl::StrCat(
-        "netlink sock_diag (", request.source == SourceKind::kAuto ? "auto: available" : "requested",
-        request.target ? ", inside the namespace)" : ")");
+    collector.source_detail_ =
+        absl::StrCat("netlink sock_diag (",
+                     request.source == SourceKind::kAuto ? "auto: available" : "requested",
+                     request.target ? ", inside the namespace)" : ")");
     if (collector.plan_.counting == Counting::kKernelCounters) {
       if (tables_readable) {
         collector.CheckCountersAgree();
@@ -163,8 +164,8 @@ absl::Status Collector::CollectWithCounters(Snapshot* snapshot, std::optional<So
   if (!status.ok()) return status;
   absl::StatusOr<TcpCounters> counters = ReadTcpCounters(request_.proc);
   if (!counters.ok()) return counters.status();
-  const DerivedCounts derived = Derive(*counters, identities_, snapshot->Count(TcpState::kCloseWait),
-                                       orphaned_fin_wait2);
+  const DerivedCounts derived =
+      Derive(*counters, identities_, snapshot->Count(TcpState::kCloseWait), orphaned_fin_wait2);
   snapshot->unsplit[TcpState::kEstablished] = derived.established;
   snapshot->unsplit[TcpState::kTimeWait] = derived.time_wait;
   snapshot->counting = Counting::kKernelCounters;
@@ -178,13 +179,13 @@ void Collector::CheckCountersAgree() {
   } else {
     absl::StatusOr<ProbedIdentities> probed = KernelCounterIdentities(request_.proc);
     if (!probed.ok()) {
-      absl::StrAppend(&source_detail_, "; full dumps (kernel counters not used: ",
-                      probed.status().message(), ")");
+      absl::StrAppend(&source_detail_,
+                      "; full dumps (kernel counters not used: ", probed.status().message(), ")");
       return;
     }
     identities_ = probed->identities;
-    probed_where_ = probed->in_private_namespace ? "probed in a private namespace"
-                                                 : "probed in this namespace";
+    probed_where_ =
+        probed->in_private_namespace ? "probed in a private namespace" : "probed in this namespace";
   }
   // Then the formulas against a full dump. The counters are read before and after it: where
   // neither moved (a quiet system), the two ways must agree exactly, so a kernel whose
@@ -198,7 +199,8 @@ void Collector::CheckCountersAgree() {
     uint64_t orphaned_fin_wait2 = 0;
     absl::StatusOr<TcpCounters> before = ReadTcpCounters(request_.proc);
     absl::Status status = before.status();
-    if (status.ok()) status = DumpNetlink(kShownStateMask, &full, std::nullopt, &orphaned_fin_wait2);
+    if (status.ok())
+      status = DumpNetlink(kShownStateMask, &full, std::nullopt, &orphaned_fin_wait2);
     absl::StatusOr<TcpCounters> after = ReadTcpCounters(request_.proc);
     if (status.ok()) status = after.status();
     if (!status.ok()) {
@@ -231,12 +233,11 @@ void Collector::CheckCountersAgree() {
     return;
   }
   counting_ = Counting::kKernelCounters;
-  absl::StrAppend(&source_detail_, "; ESTABLISHED and TIME_WAIT from kernel counters (CurrEstab ",
-                  identities_.curr_estab_includes_close_wait ? "counts" : "does not count",
-                  " CLOSE_WAIT, tw ",
-                  identities_.tw_includes_orphaned_fin_wait2 ? "counts" : "does not count",
-                  " orphaned FIN_WAIT2 on this kernel", probed_where_.empty() ? "" : ", ",
-                  probed_where_, ")");
+  absl::StrAppend(
+      &source_detail_, "; ESTABLISHED and TIME_WAIT from kernel counters (CurrEstab ",
+      identities_.curr_estab_includes_close_wait ? "counts" : "does not count", " CLOSE_WAIT, tw ",
+      identities_.tw_includes_orphaned_fin_wait2 ? "counts" : "does not count",
+      " orphaned FIN_WAIT2 on this kernel", probed_where_.empty() ? "" : ", ", probed_where_, ")");
   if (churn_difference > 0) {
     absl::StrAppend(&source_detail_, " (self-check agreed within ", churn_difference,
                     " sockets of churn)");
@@ -287,7 +288,12 @@ absl::StatusOr<Collection> Collector::Collect() {
   }
   tally_.Finish(&*snapshot);
   Collection collection{*std::move(snapshot), std::nullopt};
-  if (diagnoser_) collection.diagnosis = diagnoser_->Finish();
+  if (diagnoser_) {
+    collection.diagnosis = diagnoser_->Finish();
+    if (collection.diagnosis->listen && source_ == SourceKind::kProc) {
+      collection.diagnosis->listen->backlogs_known = false;
+    }
+  }
   return collection;
 }
 

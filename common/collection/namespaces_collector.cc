@@ -55,7 +55,8 @@ absl::StatusOr<NamespacesCollection> NamespacesCollector::Collect() {
       absl::StatusOr<Collector> created = Collector::Create(RequestFor(ns));
       if (!created.ok()) {
         // Gone since the scan: quietly nothing. Otherwise not readable, and said so.
-        if (NetworkNamespaceInode(ns.ns_path).ok()) out.namespaces.push_back({ns, created.status()});
+        if (NetworkNamespaceInode(ns.ns_path).ok())
+          out.namespaces.push_back({ns, created.status()});
         continue;
       }
       known = collectors_.emplace(ns.inode, *std::move(created)).first;
@@ -95,10 +96,7 @@ void NamespacesCollector::CollectOthers(const std::vector<NetworkNamespace>& fou
       ++out->unreadable_namespaces;
       continue;
     }
-    out->other.ipv4 += collection->snapshot.ipv4;
-    out->other.ipv6 += collection->snapshot.ipv6;
-    out->other.malformed += collection->snapshot.malformed;
-    out->other.unknown_state += collection->snapshot.unknown_state;
+    AddCounts(collection->snapshot, &out->other);
   }
   out->other.taken_at = out->taken_at;
 }

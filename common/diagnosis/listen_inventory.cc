@@ -13,12 +13,10 @@ void SortByKey(std::vector<ListenPort>* ports) {
   });
 }
 
-// Of two queues, the fuller: by fill where backlogs are known, else by length.
+// Of two queues, the fuller (ListenPort::fill; by length where backlogs are unknown, 0).
 bool Fuller(uint32_t queue, uint32_t backlog, uint32_t than_queue, uint32_t than_backlog) {
-  if (backlog != 0 && than_backlog != 0) {
-    return static_cast<uint64_t>(queue) * than_backlog > static_cast<uint64_t>(than_queue) * backlog;
-  }
-  return queue > than_queue;
+  return static_cast<uint64_t>(queue) * (uint64_t{than_backlog} + 1) >
+         static_cast<uint64_t>(than_queue) * (uint64_t{backlog} + 1);
 }
 
 constexpr size_t kSocketsRemembered = 4;  // per new port, to find its owners by

@@ -23,10 +23,14 @@ struct ListenPort {
   uint64_t sockets = 0;  // several with SO_REUSEPORT or several local addresses
   // Accept-queue health, of the port's socket whose queue is fullest: connections waiting
   // for accept() (what ss shows as Recv-Q) and the backlog they wait against (Send-Q; 0
-  // where the source cannot say: the /proc tables do not show it).
+  // where the source cannot say: the /proc tables do not show it, see
+  // ListenReport::backlogs_known).
   uint32_t queue = 0;
   uint32_t backlog = 0;
-  double fill() const { return backlog == 0 ? 0.0 : static_cast<double>(queue) / backlog; }
+  // queue / (backlog + 1): the kernel queues backlog + 1 connections before it overflows
+  // (sk_acceptq_is_full is "more than backlog"), so 1.0 means the next handshake that
+  // completes is dropped, and a listen(fd, 0) socket still has a meaningful ratio.
+  double fill() const { return static_cast<double>(queue) / (static_cast<double>(backlog) + 1); }
   friend bool operator==(const ListenPort&, const ListenPort&) = default;
 };
 
@@ -45,6 +49,9 @@ struct ListenReport {
   // which has nothing to compare with); among the reported ports.
   std::vector<NewListener> appeared;
   uint64_t untracked_sockets = 0;  // LISTEN sockets on ports beyond the cap
+  // False when the sockets came from the /proc tables, which show no backlog: then
+  // ListenPort::backlog is 0 and fill() means nothing, and adapters leave both out.
+  bool backlogs_known = true;
   // The namespace's TcpExt ListenOverflows and ListenDrops since the previous collection
   // (nullopt at the first, or where /proc/net/netstat cannot be read).
   std::optional<uint64_t> overflows;

@@ -36,6 +36,36 @@ StateCounts Snapshot::All() const {
   return all;
 }
 
+QueuedBytes Snapshot::AllQueued() const {
+  QueuedBytes all;
+  if (!queued) return all;
+  for (const QueuedBytes& family : *queued) {
+    all.receive += family.receive;
+    all.send += family.send;
+  }
+  return all;
+}
+
+void AddCounts(const Snapshot& from, Snapshot* into) {
+  into->ipv4 += from.ipv4;
+  into->ipv6 += from.ipv6;
+  into->unsplit += from.unsplit;
+  into->malformed += from.malformed;
+  into->unknown_state += from.unknown_state;
+  if (into->ports.empty())
+    into->ports = from.ports;
+  else if (into->ports.size() == from.ports.size()) {
+    for (size_t i = 0; i < from.ports.size(); ++i) into->ports[i].counts += from.ports[i].counts;
+  }
+  if (from.queued) {
+    std::array<QueuedBytes, 2>& queued = into->queued ? *into->queued : into->queued.emplace();
+    for (size_t i = 0; i < queued.size(); ++i) {
+      queued[i].receive += (*from.queued)[i].receive;
+      queued[i].send += (*from.queued)[i].send;
+    }
+  }
+}
+
 void CountSocket(const SocketRecord& record, Snapshot* snapshot) {
   std::optional<TcpState> state = StateFromKernel(record.state);
   if (!state) {

@@ -91,6 +91,8 @@ struct Snapshot {
   absl::Duration elapsed;                    // how long it took
 
   StateCounts All() const;
+  // Both families' queued bytes (zero when not asked for).
+  QueuedBytes AllQueued() const;
   const StateCounts& ForFamily(Family family) const {
     return family == Family::kIpv4 ? ipv4 : ipv6;
   }
@@ -99,6 +101,10 @@ struct Snapshot {
   uint64_t connections() const { return ipv4.Total() + ipv6.Total() + unsplit.Total(); }
   uint64_t Count(TcpState state) const { return ipv4[state] + ipv6[state] + unsplit[state]; }
 };
+
+// Adds what `from` counted (states, per-port counts, queued bytes) to *into: how namespaces
+// beyond a cap are summed. The ports must be the same configured ones (or *into's empty).
+void AddCounts(const Snapshot& from, Snapshot* into);
 
 // Adds one socket to a snapshot's counts (the counting visitor).
 void CountSocket(const SocketRecord& record, Snapshot* snapshot);

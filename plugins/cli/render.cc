@@ -55,6 +55,11 @@ void AppendJsonString(absl::string_view text, std::string* out) {
 
 using command_line::Printable;
 
+// Milliseconds as seconds, exact to the millisecond ("12.345").
+std::string Seconds(uint32_t milliseconds) {
+  return absl::StrFormat("%d.%03d", milliseconds / 1000, milliseconds % 1000);
+}
+
 std::string PortText(const ListenPort& port) {
   return absl::StrCat(FamilyName(port.family), " port ", port.port, " (", port.sockets,
                       port.sockets == 1 ? " socket)" : " sockets)");
@@ -72,17 +77,45 @@ absl::string_view NarrowingName(CgroupNarrowing narrowing) {
   return "?";
 }
 
+// "12.3s": how long a socket has not heard from its peer.
+std::string IdleText(uint32_t milliseconds) { return absl::StrFormat("%.1fs", milliseconds / 1e3); }
+
+// "LISTEN 1, ESTABLISHED 11": the states that have sockets, in kernel order.
+std::string NonZeroStates(const StateCounts& counts) {
+  std::string text;
+  for (TcpState state : kAllStates) {
+    if (counts[state] == 0) continue;
+    absl::StrAppend(&text, text.empty() ? "" : ", ", KernelName(state), " ", counts[state]);
+  }
+  return text.empty() ? "no sockets" : text;
+}
+
+void AppendPorts(const Snapshot& s, std::string* out) {
+  if (s.ports.empty()) return;
+  *out += "\nports:\n";
+  for (const PortCounts& port : s.ports) {
+    absl::StrAppendFormat(out, "  %-6s %5d %8d  %s\n", PortDirectionName(port.direction), port.port,
+                          port.counts.Total(), NonZeroStates(port.counts));
+  }
+}
+
 void AppendOwners(const CloseWaitAttribution& a, std::string* out) {
   if (a.attributed == 0 && a.unattributed == 0) {
     *out += "  CLOSE_WAIT owners: none (no CLOSE_WAIT sockets)\n";
     return;
   }
   absl::StrAppendFormat(out, "  CLOSE_WAIT owners (top %d):\n", a.owners.size());
-  absl::StrAppendFormat(out, "    %8s %9s %8s  %-24s %s\n", "sockets", "processes", "pid", "unit",
-                        "comm");
+  absl::StrAppendFormat(out, "    %8s %9s %8s %9s  %-24s %s\n", "sockets", "processes", "pid",
+                        "idle", "unit", "comm");
   for (const CloseWaitOwner& o : a.owners) {
-    absl::StrAppendFormat(out, "    %8d %9d %8d  %-24s %s\n", o.sockets, o.processes, o.pid,
+    absl::StrAppendFormat(out, "    %8d %9d %8d %9s  %-24s %s\n", o.sockets, o.processes, o.pid,
+                          o.oldest_ms ? IdleText(*o.oldest_ms) : "-",
                           o.unit.empty() ? "-" : Printable(o.unit), Printable(o.comm));
+  }
+  if (a.ages) {
+    absl::StrAppendFormat(out, "    oldest idle %s; %d idle over 60 s, %d over 1 h\n",
+                          IdleText(a.ages->oldest_ms), a.ages->older_than_minute,
+                          a.ages->older_than_hour);
   }
   if (a.other_sockets > 0) {
     absl::StrAppendFormat(out, "    %8d held by %d more owners\n", a.other_sockets, a.other_owners);
@@ -101,8 +134,28 @@ void AppendWhy(const Diagnosis& d, std::string* out) {
     if (l.untracked_sockets > 0)
       absl::StrAppendFormat(out, " (+%d sockets beyond the cap)", l.untracked_sockets);
     *out += "\n";
+    for (const ListenPort& port : l.listening) {
+      if (port.queue == 0) continue;
+      absl::StrAppendFormat(out, "  accept queue: %s %d waiting", PortText(port), port.queue);
+      if (l.backlogs_known) {
+        absl::StrAppendFormat(out, ", backlog %d (%.0f%% full)", port.backlog, 100 * port.fill());
+      }
+      *out += "\n";
+    }
+    if (l.overflows || l.drops) {
+      absl::StrAppendFormat(out, "  since the previous collection: %d listen overflows, %d drops\n",
+                            l.overflows.value_or(0), l.drops.value_or(0));
+    }
     for (const ListenPort& port : l.vanished) {
       absl::StrAppend(out, "  vanished listener: ", PortText(port), "\n");
+    }
+    for (const NewListener& listener : l.appeared) {
+      absl::StrAppend(out, "  new listener: ", PortText(listener.port), "\n");
+      for (const ListenerOwner& o : listener.owners) {
+        absl::StrAppendFormat(out, "    held by pid %d %s (%s)\n", o.pid, Printable(o.comm),
+                              o.unit.empty() ? "-" : Printable(o.unit));
+      }
+      if (listener.owners.empty()) *out += "    held by: no visible process found\n";
     }
   }
   if (d.port_pressure) {
@@ -122,13 +175,102 @@ void AppendWhy(const Diagnosis& d, std::string* out) {
   }
 }
 
-void AppendPortsJson(const std::vector<ListenPort>& ports, std::string* out) {
+// {"family":"ipv4","port":N,"sockets":N[,"queue":N,"backlog":N,"fill":R] (no closing brace)
+// With the queue: "queue":N,"backlog":N,"fill":R, backlog and fill null where the source
+// does not know the backlog.
+enum class QueueFields { kNone, kWithBacklog, kQueueOnly };
+
+void AppendListenPortJson(const ListenPort& port, QueueFields queue, std::string* out) {
+  absl::StrAppend(out, "{\"family\":\"", FamilyName(port.family), "\",\"port\":", port.port,
+                  ",\"sockets\":", port.sockets);
+  if (queue == QueueFields::kNone) return;
+  absl::StrAppend(out, ",\"queue\":", port.queue);
+  if (queue == QueueFields::kWithBacklog) {
+    absl::StrAppend(out, ",\"backlog\":", port.backlog,
+                    ",\"fill\":", absl::StrFormat("%.6f", port.fill()));
+  } else {
+    *out += ",\"backlog\":null,\"fill\":null";
+  }
+}
+
+void AppendListenPortsJson(const std::vector<ListenPort>& ports, QueueFields queue,
+                           std::string* out) {
   *out += "[";
   for (size_t i = 0; i < ports.size(); ++i) {
-    absl::StrAppend(out, i ? "," : "", "{\"family\":\"", FamilyName(ports[i].family),
-                    "\",\"port\":", ports[i].port, ",\"sockets\":", ports[i].sockets, "}");
+    if (i) *out += ",";
+    AppendListenPortJson(ports[i], queue, out);
+    *out += "}";
   }
   *out += "]";
+}
+
+void AppendNewListenersJson(const std::vector<NewListener>& listeners, std::string* out) {
+  *out += "[";
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    if (i) *out += ",";
+    AppendListenPortJson(listeners[i].port, QueueFields::kNone, out);
+    *out += ",\"owners\":[";
+    for (size_t j = 0; j < listeners[i].owners.size(); ++j) {
+      const ListenerOwner& o = listeners[i].owners[j];
+      absl::StrAppend(out, j ? "," : "", "{\"pid\":", o.pid, ",\"comm\":");
+      AppendJsonString(o.comm, out);
+      *out += ",\"unit\":";
+      AppendJsonString(o.unit, out);
+      *out += "}";
+    }
+    *out += "]}";
+  }
+  *out += "]";
+}
+
+void AppendListenJson(const ListenReport& l, std::string* out) {
+  *out += "\"listening\":";
+  AppendListenPortsJson(
+      l.listening, l.backlogs_known ? QueueFields::kWithBacklog : QueueFields::kQueueOnly, out);
+  *out += ",\"vanished_listeners\":";
+  AppendListenPortsJson(l.vanished, QueueFields::kNone, out);
+  *out += ",\"new_listeners\":";
+  AppendNewListenersJson(l.appeared, out);
+  absl::StrAppend(out, ",\"listen_untracked\":", l.untracked_sockets, ",");
+  // null at the first collection: there is nothing to take a difference from.
+  const auto delta = [](const std::optional<uint64_t>& v) {
+    return v ? absl::StrCat(*v) : std::string("null");
+  };
+  absl::StrAppend(out, "\"listen_overflows\":", delta(l.overflows),
+                  ",\"listen_drops\":", delta(l.drops), ",");
+}
+
+// "ports":[{"port":N,"direction":"local","total":N,"states":{...}}],
+// "queued_bytes":{"ipv4":{"rx":N,"tx":N},"ipv6":{...},"all":{...}}, when asked for.
+void AppendStatesJson(const StateCounts& counts, std::string* out) {
+  *out += "{";
+  for (TcpState state : kAllStates) {
+    absl::StrAppend(out, state != kAllStates.front() ? "," : "", "\"", MetricName(state),
+                    "\":", counts[state]);
+  }
+  *out += "}";
+}
+
+void AppendPortCountsJson(const Snapshot& s, std::string* out) {
+  if (!s.ports.empty()) {
+    *out += "\"ports\":[";
+    for (size_t i = 0; i < s.ports.size(); ++i) {
+      const PortCounts& port = s.ports[i];
+      absl::StrAppend(out, i ? "," : "", "{\"port\":", port.port, ",\"direction\":\"",
+                      PortDirectionName(port.direction), "\",\"total\":", port.counts.Total(),
+                      ",\"states\":");
+      AppendStatesJson(port.counts, out);
+      *out += "}";
+    }
+    *out += "],";
+  }
+  if (s.queued) {
+    const auto bytes = [](const QueuedBytes& q) {
+      return absl::StrCat("{\"rx\":", q.receive, ",\"tx\":", q.send, "}");
+    };
+    absl::StrAppend(out, "\"queued_bytes\":{\"ipv4\":", bytes((*s.queued)[0]),
+                    ",\"ipv6\":", bytes((*s.queued)[1]), ",\"all\":", bytes(s.AllQueued()), "},");
+  }
 }
 
 void AppendWhyJson(const Diagnosis& d, std::string* out) {
@@ -142,7 +284,9 @@ void AppendWhyJson(const Diagnosis& d, std::string* out) {
       *out += ",\"unit\":";
       AppendJsonString(o.unit, out);
       absl::StrAppend(out, ",\"sockets\":", o.sockets, ",\"processes\":", o.processes,
-                      ",\"pid\":", o.pid, "}");
+                      ",\"pid\":", o.pid);
+      if (o.oldest_ms) absl::StrAppend(out, ",\"age_seconds\":", Seconds(*o.oldest_ms));
+      *out += "}";
     }
     absl::StrAppend(out, "],\"close_wait_attributed\":", a.attributed,
                     ",\"close_wait_other\":", a.other_sockets,
@@ -154,14 +298,13 @@ void AppendWhyJson(const Diagnosis& d, std::string* out) {
                     ",\"owner_search\":\"", NarrowingName(a.narrowing), "\",\"close_wait_why\":");
     AppendJsonString(a.Why(), out);
     *out += ",";
+    if (a.ages) {
+      absl::StrAppend(out, "\"close_wait_age_seconds\":", Seconds(a.ages->oldest_ms),
+                      ",\"close_wait_older_than_60s\":", a.ages->older_than_minute,
+                      ",\"close_wait_older_than_1h\":", a.ages->older_than_hour, ",");
+    }
   }
-  if (d.listen) {
-    *out += "\"listening\":";
-    AppendPortsJson(d.listen->listening, out);
-    *out += ",\"vanished_listeners\":";
-    AppendPortsJson(d.listen->vanished, out);
-    absl::StrAppend(out, ",\"listen_untracked\":", d.listen->untracked_sockets, ",");
-  }
+  if (d.listen) AppendListenJson(*d.listen, out);
   if (d.port_pressure) {
     const PortPressureReport& p = *d.port_pressure;
     const PortSettings& s = p.settings;
@@ -202,6 +345,13 @@ std::string RenderTable(const Collection& collection) {
   const bool split = s.counting == Counting::kFullDump;
   absl::StrAppendFormat(&out, "%-12s %10s %10s %10d\n", "all", per_family(s.ipv4.Total(), split),
                         per_family(s.ipv6.Total(), split), s.connections());
+  if (s.queued) {
+    const QueuedBytes all = s.AllQueued();
+    absl::StrAppendFormat(&out, "%-12s %10d %10d %10d\n%-12s %10d %10d %10d\n", "recv-q bytes",
+                          (*s.queued)[0].receive, (*s.queued)[1].receive, all.receive,
+                          "send-q bytes", (*s.queued)[0].send, (*s.queued)[1].send, all.send);
+  }
+  AppendPorts(s, &out);
   if (collection.diagnosis) AppendWhy(*collection.diagnosis, &out);
   absl::StrAppendFormat(&out, "\nsource: %s (%s)\ncollected in %.3f ms\n", SourceKindName(s.source),
                         s.source_detail, absl::ToDoubleMilliseconds(s.elapsed));
@@ -221,32 +371,22 @@ std::string RenderJson(const Collection& collection) {
   for (const Headline& h : Headlines(s)) absl::StrAppend(&out, "\"", h.name, "\":", h.value, ",");
   out += "\"states\":{";
   for (Family family : kAllFamilies) {
-    if (family != Family::kIpv4) out += ",";
-    absl::StrAppend(&out, "\"", FamilyName(family), "\":{");
-    for (TcpState state : kAllStates) {
-      if (state != kAllStates.front()) out += ",";
-      absl::StrAppend(&out, "\"", MetricName(state), "\":", s.ForFamily(family)[state]);
-    }
-    out += "}";
+    absl::StrAppend(&out, family != Family::kIpv4 ? "," : "", "\"", FamilyName(family), "\":");
+    AppendStatesJson(s.ForFamily(family), &out);
   }
   out += "},";
   // Every state over both families (what the table's total column shows), counter-derived
   // totals included, so a script needs no arithmetic.
-  out += "\"totals\":{";
-  for (TcpState state : kAllStates) {
-    if (state != kAllStates.front()) out += ",";
-    absl::StrAppend(&out, "\"", MetricName(state), "\":", s.Count(state));
-  }
-  out += "},";
+  out += "\"totals\":";
+  AppendStatesJson(s.All(), &out);
+  out += ",";
   if (s.counting == Counting::kKernelCounters) {
     // Totals the per-family objects above do not include.
-    out += "\"unsplit\":{";
-    for (TcpState state : kAllStates) {
-      if (state != kAllStates.front()) out += ",";
-      absl::StrAppend(&out, "\"", MetricName(state), "\":", s.unsplit[state]);
-    }
-    out += "},";
+    out += "\"unsplit\":";
+    AppendStatesJson(s.unsplit, &out);
+    out += ",";
   }
+  AppendPortCountsJson(s, &out);
   if (collection.diagnosis) AppendWhyJson(*collection.diagnosis, &out);
   out += "\"source\":";
   AppendJsonString(SourceKindName(s.source), &out);
@@ -266,14 +406,15 @@ std::vector<const NamespaceCollection*> ByCloseWait(const NamespacesCollection& 
   for (const NamespaceCollection& ns : all.namespaces) {
     if (ns.collection.ok()) rows.push_back(&ns);
   }
-  std::sort(rows.begin(), rows.end(), [](const NamespaceCollection* a, const NamespaceCollection* b) {
-    const Snapshot& x = a->collection->snapshot;
-    const Snapshot& y = b->collection->snapshot;
-    const uint64_t xw = x.Count(TcpState::kCloseWait), yw = y.Count(TcpState::kCloseWait);
-    if (xw != yw) return xw > yw;
-    if (x.connections() != y.connections()) return x.connections() > y.connections();
-    return a->ns.name.netns < b->ns.name.netns;
-  });
+  std::sort(rows.begin(), rows.end(),
+            [](const NamespaceCollection* a, const NamespaceCollection* b) {
+              const Snapshot& x = a->collection->snapshot;
+              const Snapshot& y = b->collection->snapshot;
+              const uint64_t xw = x.Count(TcpState::kCloseWait), yw = y.Count(TcpState::kCloseWait);
+              if (xw != yw) return xw > yw;
+              if (x.connections() != y.connections()) return x.connections() > y.connections();
+              return a->ns.name.netns < b->ns.name.netns;
+            });
   return rows;
 }
 
@@ -308,7 +449,8 @@ std::string RenderNamespacesTable(const NamespacesCollection& all) {
   }
   for (const NamespaceCollection* ns : rows) {
     const std::optional<Diagnosis>& d = ns->collection->diagnosis;
-    if (!d || !d->close_wait || (d->close_wait->attributed == 0 && d->close_wait->unattributed == 0)) {
+    if (!d || !d->close_wait ||
+        (d->close_wait->attributed == 0 && d->close_wait->unattributed == 0)) {
       continue;
     }
     absl::StrAppend(&out, "\nin ", Printable(ns->ns.name.netns), ":\n");

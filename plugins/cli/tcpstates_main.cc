@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -16,7 +17,6 @@
 namespace tcpstates::cli {
 namespace {
 
-
 struct Options {
   bool json = false;
   SourceKind source = SourceKind::kAuto;
@@ -26,6 +26,9 @@ struct Options {
   int top = 10;
   int count = 1;
   absl::Duration interval = absl::Seconds(5);
+  std::vector<uint16_t> local_ports;
+  std::vector<uint16_t> remote_ports;
+  bool queued_bytes = false;
   bool all_namespaces = false;
   int max_namespaces = 256;
 };
@@ -38,7 +41,9 @@ command_line::Flags DefineFlags(Options* o) {
        .description =
            "The five headline metrics come first (tcp_connections counts every socket,\n"
            "LISTEN and TIME_WAIT included), then every kernel state by family, then why:\n"
-           "which processes hold CLOSE_WAIT sockets, listeners that vanished, and the\n"
+           "which processes hold CLOSE_WAIT sockets (and how long they have been idle),\n"
+           "listening ports with a waiting accept queue, listeners that vanished or started,\n"
+           "and the\n"
            "remote endpoint closest to exhausting the ephemeral port range; last the\n"
            "source used and how long the collection took.\n"
            "Exit status: 0 on success, 1 when no socket table could be read or stdout\n"
@@ -69,9 +74,18 @@ command_line::Flags DefineFlags(Options* o) {
             "range (needs every socket: full dumps).")
       .Int("top", &o->top, 0, 1000, "How many CLOSE_WAIT owners to name.")
       .Int("count", &o->count, 0, 1000000,
-           "Collections to print; with more than one, listeners that vanished between two "
-           "collections are named. 0: until interrupted.")
+           "Collections to print; with more than one, listeners that vanished or started "
+           "between two collections are named (new ones with their processes), and listen "
+           "overflows counted. 0: until interrupted.")
       .Duration("interval", &o->interval, "Time between collections.")
+      .Ports("local-ports", &o->local_ports, kMaxRequestPorts,
+             "Count every state of the sockets with these local ports (e.g. 22,443), as "
+             "collectd tcpconns' LocalPort.")
+      .Ports("remote-ports", &o->remote_ports, kMaxRequestPorts,
+             "The same for remote ports, as RemotePort.")
+      .Bool("queued-bytes", &o->queued_bytes,
+            "The sums of every non-listening socket's Recv-Q and Send-Q (what ss -tan shows), "
+            "per family.")
       .Bool("all-namespaces", &o->all_namespaces,
             "Every network namespace of the host (containers, pods, ip netns), one row each, "
             "most CLOSE_WAIT first. Root (CAP_SYS_ADMIN and CAP_SYS_PTRACE) reads them all "
@@ -83,7 +97,11 @@ command_line::Flags DefineFlags(Options* o) {
 }
 
 CollectionRequest RequestFrom(const Options& o) {
-  CollectionRequest request{.source = o.source, .counting = o.counting};
+  CollectionRequest request{.source = o.source,
+                            .counting = o.counting,
+                            .local_ports = o.local_ports,
+                            .remote_ports = o.remote_ports,
+                            .queued_bytes = o.queued_bytes};
   if (o.diagnose) {
     DiagnosisOptions diagnosis;
     diagnosis.owners.top = o.top;

@@ -1,9 +1,11 @@
 #include "plugins/collectd/plugin_options.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
@@ -57,6 +59,34 @@ absl::StatusOr<int> ParsePositive(const oconfig_item_t& item, int max) {
                                                  ", got ", DescribeValues(item)));
 }
 
+// `LocalPort 22`, `LocalPort "443"` (tcpconns takes both), or several on one line. Repeats
+// add up; a port given twice counts once.
+absl::Status ParsePorts(const oconfig_item_t& item, std::vector<uint16_t>* ports) {
+  const auto refuse = [&item] {
+    return absl::InvalidArgumentError(
+        absl::StrCat(item.key, " takes port numbers from 1 to 65535, got ", DescribeValues(item)));
+  };
+  if (item.values_num < 1 || item.children_num != 0) return refuse();
+  for (int i = 0; i < item.values_num; ++i) {
+    const oconfig_value_t& value = item.values[i];
+    double number = 0;
+    if (value.type == OCONFIG_TYPE_NUMBER) {
+      number = value.value.number;
+    } else if (value.type != OCONFIG_TYPE_STRING ||
+               !absl::SimpleAtod(value.value.string, &number)) {
+      return refuse();
+    }
+    if (!(number >= 1 && number <= 65535) || number != static_cast<int>(number)) return refuse();
+    const auto port = static_cast<uint16_t>(number);
+    if (std::find(ports->begin(), ports->end(), port) == ports->end()) ports->push_back(port);
+  }
+  if (ports->size() > kMaxRequestPorts) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(item.key, ": at most ", kMaxRequestPorts, " ports"));
+  }
+  return absl::OkStatus();
+}
+
 // One word, turned into the core's type by `parse` (whose message names what it accepts).
 template <typename Parse>
 auto ParseWord(const oconfig_item_t& item, absl::string_view accepted, Parse parse)
@@ -84,6 +114,8 @@ constexpr BooleanOption kBooleanOptions[] = {
     {"CloseWaitOwners", &PluginOptions::close_wait_owners},
     {"ListenPorts", &PluginOptions::listen_ports},
     {"NotifyVanishedListeners", &PluginOptions::notify_vanished_listeners},
+    {"NotifyNewListeners", &PluginOptions::notify_new_listeners},
+    {"QueuedBytes", &PluginOptions::queued_bytes},
     {"PortPressure", &PluginOptions::port_pressure},
     {"AllNamespaces", &PluginOptions::all_namespaces},
 };
@@ -106,8 +138,7 @@ absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* opti
       if (!value.ok()) return value.status();
       options->*option->field = *value;
     } else if (absl::EqualsIgnoreCase(key, "Source")) {
-      absl::StatusOr<SourceKind> source =
-          ParseWord(item, "auto, netlink or proc", ParseSourceKind);
+      absl::StatusOr<SourceKind> source = ParseWord(item, "auto, netlink or proc", ParseSourceKind);
       if (!source.ok()) return source.status();
       options->source = *source;
     } else if (absl::EqualsIgnoreCase(key, "Counting")) {
@@ -123,6 +154,14 @@ absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* opti
       absl::StatusOr<int> value = ParsePositive(item, kMaxMaxNamespaces);
       if (!value.ok()) return value.status();
       options->max_namespaces = *value;
+    } else if (absl::EqualsIgnoreCase(key, "LocalPort") ||
+               absl::EqualsIgnoreCase(key, "RemotePort")) {
+      const bool local = absl::EqualsIgnoreCase(key, "LocalPort");
+      if (absl::Status status =
+              ParsePorts(item, local ? &options->local_ports : &options->remote_ports);
+          !status.ok()) {
+        return status;
+      }
     } else if (absl::EqualsIgnoreCase(key, "MaxListenPorts")) {
       absl::StatusOr<int> value = ParsePositive(item, kMaxMaxListenPorts);
       if (!value.ok()) return value.status();
@@ -132,15 +171,25 @@ absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* opti
           absl::StrCat("unknown option \"", key, "\"; accepted options: ", kAcceptedOptions));
     }
   }
-  if (absl::Status status = ValidateRequest(options->Request()); !status.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(status.message(), " (ReportByFamily and PortPressure need every socket)"));
+  const CollectionRequest request = options->Request();
+  if (absl::Status status = ValidateRequest(request); !status.ok()) {
+    // The core names the features; say which options they are.
+    const bool about_counting =
+        request.counting == CountingChoice::kCounters && !NeedsEverySocket(request).empty();
+    return absl::InvalidArgumentError(absl::StrCat(
+        status.message(),
+        about_counting ? " (ReportByFamily, PortPressure and QueuedBytes need every socket)" : ""));
   }
   return absl::OkStatus();
 }
 
 CollectionRequest PluginOptions::Request() const {
-  CollectionRequest request{.source = source, .counting = counting, .per_family = report_by_family};
+  CollectionRequest request{.source = source,
+                            .counting = counting,
+                            .per_family = report_by_family,
+                            .local_ports = local_ports,
+                            .remote_ports = remote_ports,
+                            .queued_bytes = queued_bytes};
   if (close_wait_owners || listen_ports || port_pressure) {
     DiagnosisOptions diagnosis;
     diagnosis.close_wait_owners = close_wait_owners;

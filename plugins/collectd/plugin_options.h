@@ -4,6 +4,9 @@
 #ifndef TCPSTATES_PLUGINS_COLLECTD_PLUGIN_OPTIONS_H_
 #define TCPSTATES_PLUGINS_COLLECTD_PLUGIN_OPTIONS_H_
 
+#include <cstdint>
+#include <vector>
+
 #include "absl/status/status.h"
 #include "common/collection/collection_request.h"
 
@@ -28,6 +31,14 @@ struct PluginOptions {
   bool listen_ports = true;
   int max_listen_ports = 256;
   bool notify_vanished_listeners = true;
+  // A WARNING notification naming each port that started listening, with its processes.
+  bool notify_new_listeners = true;
+  // tcpconns' LocalPort / RemotePort: every state of the sockets with these ports, under
+  // plugin instances "<port>-local" / "<port>-remote".
+  std::vector<uint16_t> local_ports;
+  std::vector<uint16_t> remote_ports;
+  // Recv-Q and Send-Q sums (needs every socket: full dumps).
+  bool queued_bytes = false;
   // Off by default: it needs every ESTABLISHED and TIME_WAIT socket, i.e. a full dump at
   // every read, which is what counter-assisted counting saves on busy servers.
   bool port_pressure = false;
@@ -40,8 +51,8 @@ struct PluginOptions {
 
 inline constexpr char kAcceptedOptions[] =
     "Source, Counting, ReportByFamily, ReportListenChange, CloseWaitOwners, TopOwners, "
-    "ListenPorts, MaxListenPorts, NotifyVanishedListeners, PortPressure, AllNamespaces, "
-    "MaxNamespaces";
+    "ListenPorts, MaxListenPorts, NotifyVanishedListeners, NotifyNewListeners, LocalPort, "
+    "RemotePort, QueuedBytes, PortPressure, AllNamespaces, MaxNamespaces";
 
 // Applies the options in `block` (the <Plugin tcpstates> block) over *options. An unknown key,
 // a bad value, or a combination the core cannot serve (ValidateRequest) is InvalidArgument

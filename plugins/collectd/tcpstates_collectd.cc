@@ -16,14 +16,14 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "common/collection/collector.h"
 #include "common/collection/namespaces_collector.h"
 #include "common/model/snapshot.h"
@@ -56,6 +56,8 @@ constexpr char kPressureInstance[] = "port_pressure";
 // Stock types: `count` is GAUGE:0:U, `gauge` GAUGE:U:U.
 constexpr char kPlainCountType[] = "count";
 constexpr char kGaugeType[] = "gauge";
+// Stock type for byte counts (GAUGE:0:U): the queued bytes.
+constexpr char kBytesType[] = "bytes";
 // Everything the callbacks share. collectd never runs one read callback concurrently with
 // itself, and config/init/shutdown run on the main thread with no read in flight, so no lock.
 class TcpStatesPlugin {
@@ -78,8 +80,11 @@ class TcpStatesPlugin {
                 absl::string_view type_instance, gauge_t value);
   // The counts under plugin_instance `instance`, and listen_change against its previous read.
   void DispatchCounts(const StateCounts& counts, const std::string& instance);
+  void DispatchStates(const StateCounts& counts, const std::string& instance);
+  void DispatchQueued(const QueuedBytes& queued, const std::string& instance);
   void DispatchOwners(const CloseWaitAttribution& attribution);
   void DispatchListenPorts(const ListenReport& report);
+  void NotifyListener(const ListenPort& port, absl::string_view message);
   void DispatchPortPressure(const PortPressureReport& report);
   void LogSourceIfChanged(const std::string& detail);
 
@@ -126,8 +131,8 @@ absl::Status TcpStatesPlugin::Init() {
         options_.Request(), static_cast<size_t>(options_.max_namespaces));
     if (!namespaces.ok()) return namespaces.status();
     namespaces_ = std::move(*namespaces);
-    INFO("%s plugin: every network namespace, at most %d with values of their own",
-         kPluginName, options_.max_namespaces);
+    INFO("%s plugin: every network namespace, at most %d with values of their own", kPluginName,
+         options_.max_namespaces);
     return absl::OkStatus();
   }
   absl::StatusOr<Collector> collector = Collector::Create(options_.Request());
@@ -139,8 +144,7 @@ absl::Status TcpStatesPlugin::Init() {
   }
   collector_ = std::move(*collector);
   INFO("%s plugin: counting %s (%s)", kPluginName,
-       std::string(CountingName(collector_->counting())).c_str(),
-       collector_->plan().why.c_str());
+       std::string(CountingName(collector_->counting())).c_str(), collector_->plan().why.c_str());
   LogSourceIfChanged(collector_->source_detail());
   return absl::OkStatus();
 }
@@ -191,13 +195,22 @@ std::string TcpStatesPlugin::Instance(absl::string_view base) const {
   return base == kAllInstance ? netns_ : absl::StrCat(netns_, "-", base);
 }
 
-void TcpStatesPlugin::DispatchCounts(const StateCounts& counts, const std::string& instance) {
+void TcpStatesPlugin::DispatchStates(const StateCounts& counts, const std::string& instance) {
   // Zeros are dispatched too: a series that exists only while non-zero cannot be graphed
   // or thresholded, and "no value" would read as "plugin broken".
   Dispatch(instance, kCountType, "total", static_cast<gauge_t>(counts.Total()));
   for (TcpState state : kAllStates) {
     Dispatch(instance, kCountType, MetricName(state), static_cast<gauge_t>(counts[state]));
   }
+}
+
+void TcpStatesPlugin::DispatchQueued(const QueuedBytes& queued, const std::string& instance) {
+  Dispatch(instance, kBytesType, "rx_queued", static_cast<gauge_t>(queued.receive));
+  Dispatch(instance, kBytesType, "tx_queued", static_cast<gauge_t>(queued.send));
+}
+
+void TcpStatesPlugin::DispatchCounts(const StateCounts& counts, const std::string& instance) {
+  DispatchStates(counts, instance);
   if (!options_.report_listen_change) return;
   const uint64_t listen = counts[TcpState::kListen];
   // The first read has nothing to compare with; dispatching 0 there would claim "no change".
@@ -233,8 +246,10 @@ void TcpStatesPlugin::DispatchOwners(const CloseWaitAttribution& attribution) {
     absl::StrAppend(&who, who.empty() ? "" : ", ", owner.sockets, " by ",
                     collectd_names::SanitizeName(owner.comm), " (",
                     collectd_names::SanitizeName(owner.unit), ", ", owner.processes,
-                    owner.processes == 1 ? " process, pid " : " processes, most in pid ",
-                    owner.pid, ")");
+                    owner.processes == 1 ? " process, pid " : " processes, most in pid ", owner.pid,
+                    ")");
+    // (The age is not in this line: it grows at every read, and the line is logged only
+    // when it changes.)
   }
   for (const auto& [instance, sockets] : series) {
     Dispatch(owners_instance, kCountType, instance, static_cast<gauge_t>(sockets));
@@ -247,6 +262,15 @@ void TcpStatesPlugin::DispatchOwners(const CloseWaitAttribution& attribution) {
            static_cast<gauge_t>(attribution.processes_unreadable));
   Dispatch(owners_instance, kPlainCountType, "hidden_processes",
            static_cast<gauge_t>(attribution.processes_hidden));
+  // Age is the sharper signal than the count: one socket idle for an hour is a leak.
+  if (attribution.ages) {
+    const CloseWaitAges& ages = *attribution.ages;
+    Dispatch(owners_instance, kGaugeType, "oldest_age_seconds", ages.oldest_ms / 1000.0);
+    Dispatch(owners_instance, kPlainCountType, "older_than_60s",
+             static_cast<gauge_t>(ages.older_than_minute));
+    Dispatch(owners_instance, kPlainCountType, "older_than_1h",
+             static_cast<gauge_t>(ages.older_than_hour));
+  }
   // Pids are not in the series names (a restart would start new series); they are logged
   // whenever the owners or the unattributed count change, with names sanitized as in the
   // values (no line breaks from a hostile comm), together with why any socket is
@@ -268,33 +292,66 @@ void TcpStatesPlugin::DispatchOwners(const CloseWaitAttribution& attribution) {
 }
 
 void TcpStatesPlugin::DispatchListenPorts(const ListenReport& report) {
+  const std::string instance = Instance(kListenPortsInstance);
   for (const ListenPort& port : report.listening) {
-    Dispatch(Instance(kListenPortsInstance), kCountType,
-             collectd_names::ListenInstance(port.family, port.port),
-             static_cast<gauge_t>(port.sockets));
+    const std::string name = collectd_names::ListenInstance(port.family, port.port);
+    Dispatch(instance, kCountType, name, static_cast<gauge_t>(port.sockets));
+    // The accept queue of the port's fullest socket, and how full it is (0 ... 1; 1: the
+    // next completed handshake is dropped). No fill where the source shows no backlog.
+    Dispatch(instance, kPlainCountType, absl::StrCat(name, "-queue"),
+             static_cast<gauge_t>(port.queue));
+    if (report.backlogs_known)
+      Dispatch(instance, kGaugeType, absl::StrCat(name, "-fill"), port.fill());
   }
   // LISTEN sockets on ports beyond MaxListenPorts: counted, not named.
-  Dispatch(Instance(kListenPortsInstance), kPlainCountType, "untracked_sockets",
+  Dispatch(instance, kPlainCountType, "untracked_sockets",
            static_cast<gauge_t>(report.untracked_sockets));
-  if (!options_.notify_vanished_listeners) return;
-  // The series of a vanished port simply stops (threshold's missing-value check notices
-  // after Timeout intervals, if configured); this names it at once, with no configuration.
-  for (const ListenPort& port : report.vanished) {
-    notification_t notification = {};
-    notification.severity = NOTIF_WARNING;
-    notification.time = cdtime();
-    CopyName(hostname_g != nullptr ? hostname_g : "", notification.host);
-    CopyName(kPluginName, notification.plugin);
-    CopyName(Instance(kListenPortsInstance), notification.plugin_instance);
-    CopyName(kCountType, notification.type);
-    CopyName(collectd_names::ListenInstance(port.family, port.port), notification.type_instance);
-    const std::string message =
-        absl::StrCat("Listener ", FamilyName(port.family), " port ", port.port, " (", port.sockets,
-                     port.sockets == 1 ? " socket" : " sockets",
-                     ") was listening at the previous read and is gone now");
-    CopyName(message, notification.message);
-    plugin_dispatch_notification(&notification);
+  // Connections the namespace's listeners dropped since the previous read.
+  if (report.overflows) {
+    Dispatch(instance, kPlainCountType, "listen_overflows",
+             static_cast<gauge_t>(*report.overflows));
   }
+  if (report.drops) {
+    Dispatch(instance, kPlainCountType, "listen_drops", static_cast<gauge_t>(*report.drops));
+  }
+  if (options_.notify_vanished_listeners) {
+    // The series of a vanished port simply stops (threshold's missing-value check notices
+    // after Timeout intervals, if configured); this names it at once, with no configuration.
+    for (const ListenPort& port : report.vanished) {
+      NotifyListener(port,
+                     absl::StrCat("Listener ", FamilyName(port.family), " port ", port.port, " (",
+                                  port.sockets, port.sockets == 1 ? " socket" : " sockets",
+                                  ") was listening at the previous read and is gone now"));
+    }
+  }
+  if (options_.notify_new_listeners) {
+    for (const NewListener& listener : report.appeared) {
+      std::string owners;
+      for (const ListenerOwner& owner : listener.owners) {
+        absl::StrAppend(&owners, owners.empty() ? "" : ", ", "pid ", owner.pid, " ",
+                        collectd_names::SanitizeName(owner.comm), " (",
+                        collectd_names::SanitizeName(owner.unit), ")");
+      }
+      const ListenPort& port = listener.port;
+      NotifyListener(
+          port, absl::StrCat("New listener ", FamilyName(port.family), " port ", port.port, " (",
+                             port.sockets, port.sockets == 1 ? " socket" : " sockets",
+                             "), held by ", owners.empty() ? "no visible process" : owners));
+    }
+  }
+}
+
+void TcpStatesPlugin::NotifyListener(const ListenPort& port, absl::string_view message) {
+  notification_t notification = {};
+  notification.severity = NOTIF_WARNING;
+  notification.time = cdtime();
+  CopyName(hostname_g != nullptr ? hostname_g : "", notification.host);
+  CopyName(kPluginName, notification.plugin);
+  CopyName(Instance(kListenPortsInstance), notification.plugin_instance);
+  CopyName(kCountType, notification.type);
+  CopyName(collectd_names::ListenInstance(port.family, port.port), notification.type_instance);
+  CopyName(message, notification.message);
+  plugin_dispatch_notification(&notification);
 }
 
 void TcpStatesPlugin::DispatchPortPressure(const PortPressureReport& report) {
@@ -330,7 +387,8 @@ void TcpStatesPlugin::DispatchPortPressure(const PortPressureReport& report) {
 
 absl::Status TcpStatesPlugin::Read() {
   if (namespaces_.has_value()) return ReadAllNamespaces();
-  if (!collector_.has_value()) return absl::FailedPreconditionError("read callback ran before init");
+  if (!collector_.has_value())
+    return absl::FailedPreconditionError("read callback ran before init");
   absl::StatusOr<Collection> collection = collector_->Collect();
   if (!collection.ok()) {
     c_complain(LOG_ERR, &read_complaint_, "%s plugin: no socket table could be read: %s",
@@ -384,10 +442,20 @@ void TcpStatesPlugin::DispatchCollection(const Collection& collection, absl::str
                kPluginName, static_cast<unsigned long long>(snapshot.unknown_state));
   }
   DispatchCounts(snapshot.All(), Instance(kAllInstance));
+  if (snapshot.queued) DispatchQueued(snapshot.AllQueued(), Instance(kAllInstance));
   if (options_.report_by_family) {
     for (Family family : kAllFamilies) {
       DispatchCounts(snapshot.ForFamily(family), Instance(FamilyName(family)));
+      if (snapshot.queued) {
+        DispatchQueued((*snapshot.queued)[static_cast<size_t>(family)],
+                       Instance(FamilyName(family)));
+      }
     }
+  }
+  // tcpconns' per-port instances: "<port>-local", "<port>-remote".
+  for (const PortCounts& port : snapshot.ports) {
+    DispatchStates(port.counts,
+                   Instance(absl::StrCat(port.port, "-", PortDirectionName(port.direction))));
   }
   if (collection.diagnosis) {
     const Diagnosis& diagnosis = *collection.diagnosis;

@@ -1,9 +1,11 @@
 #include "plugins/telegraf/execd_batch.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -49,9 +51,22 @@ struct LineContext {
   }
 };
 
+// Seconds with millisecond precision, as a float field (never an integer: a field's type must
+// not change from one point to the next).
+double Seconds(uint32_t milliseconds) { return milliseconds / 1000.0; }
+
+// The state fields of a counts line: tcp_connections, then tcp_<state> for every state.
+void AddStateFields(const StateCounts& counts, line_protocol::LinePoint* point) {
+  point->AddInt("tcp_connections", AsFieldInteger(counts.Total()));
+  for (TcpState state : kFieldOrder) {
+    point->AddInt(absl::StrCat("tcp_", MetricName(state)), AsFieldInteger(counts[state]));
+  }
+}
+
 absl::Status AppendPoint(absl::string_view measurement, absl::string_view family_tag,
-                         const StateCounts& counts, const BatchOptions& options,
-                         const LineContext& context, std::string* out) {
+                         const StateCounts& counts, const std::optional<QueuedBytes>& queued,
+                         const BatchOptions& options, const LineContext& context,
+                         std::string* out) {
   line_protocol::LinePoint point = context.Point(measurement);
   if (!family_tag.empty()) point.AddTag("family", family_tag);
   if (options.netstat_compat) {
@@ -59,12 +74,26 @@ absl::Status AppendPoint(absl::string_view measurement, absl::string_view family
       point.AddInt(absl::StrCat("tcp_", MetricName(state)), AsFieldInteger(counts[state]));
     }
   } else {
-    point.AddInt("tcp_connections", AsFieldInteger(counts.Total()));
-    for (TcpState state : kFieldOrder) {
-      point.AddInt(absl::StrCat("tcp_", MetricName(state)), AsFieldInteger(counts[state]));
-    }
+    AddStateFields(counts, &point);
+  }
+  if (queued) {
+    point.AddInt("rx_queued_bytes", AsFieldInteger(queued->receive))
+        .AddInt("tx_queued_bytes", AsFieldInteger(queued->send));
   }
   return context.Append(&point, out);
+}
+
+// One line per configured port and direction, every gather, zeros included.
+absl::Status AppendPorts(const std::vector<PortCounts>& ports, const LineContext& context,
+                         std::string* out) {
+  for (const PortCounts& port : ports) {
+    line_protocol::LinePoint point = context.Point(kPortMeasurement);
+    point.AddTag("direction", PortDirectionName(port.direction))
+        .AddTag("port", absl::StrCat(port.port));
+    AddStateFields(port.counts, &point);
+    if (absl::Status status = context.Append(&point, out); !status.ok()) return status;
+  }
+  return absl::OkStatus();
 }
 
 // What a tag value becomes once stored: the encoder drops trailing backslashes and makes
@@ -102,6 +131,10 @@ absl::Status AppendCloseWait(const CloseWaitAttribution& attribution, const Line
     } else {
       lines[it->second].sockets += owner.sockets;
       lines[it->second].processes += owner.processes;
+      if (owner.oldest_ms) {
+        lines[it->second].oldest_ms =
+            std::max(lines[it->second].oldest_ms.value_or(0), *owner.oldest_ms);
+      }
     }
   }
   for (const CloseWaitOwner& line : lines) {
@@ -110,6 +143,7 @@ absl::Status AppendCloseWait(const CloseWaitAttribution& attribution, const Line
     point.AddInt("sockets", AsFieldInteger(line.sockets))
         .AddInt("pid", line.pid)
         .AddInt("processes", line.processes);
+    if (line.oldest_ms) point.AddFloat("age_seconds", Seconds(*line.oldest_ms));
     if (absl::Status status = context.Append(&point, out); !status.ok()) return status;
   }
   // Always with CLOSE_WAIT > 0: an unprivileged run (Telegraf's own user) cannot read other
@@ -126,18 +160,66 @@ absl::Status AppendCloseWait(const CloseWaitAttribution& attribution, const Line
       .AddInt("budget_exhausted", attribution.budget_exhausted ? 1 : 0)
       .AddString("owner_search", OwnerSearchName(attribution.narrowing))
       .AddString("why", attribution.Why());
+  if (attribution.ages) {
+    summary.AddFloat("age_seconds", Seconds(attribution.ages->oldest_ms))
+        .AddInt("older_than_60s", AsFieldInteger(attribution.ages->older_than_minute))
+        .AddInt("older_than_1h", AsFieldInteger(attribution.ages->older_than_hour));
+  }
   return context.Append(&summary, out);
 }
 
-absl::Status AppendListenPorts(absl::string_view measurement, const std::vector<ListenPort>& ports,
-                               const LineContext& context, std::string* out) {
-  for (const ListenPort& port : ports) {
-    line_protocol::LinePoint point = context.Point(measurement);
-    point.AddTag("family", FamilyName(port.family)).AddTag("port", absl::StrCat(port.port));
-    point.AddInt("sockets", AsFieldInteger(port.sockets));
+line_protocol::LinePoint ListenPoint(absl::string_view measurement, const ListenPort& port,
+                                     const LineContext& context) {
+  line_protocol::LinePoint point = context.Point(measurement);
+  point.AddTag("family", FamilyName(port.family)).AddTag("port", absl::StrCat(port.port));
+  point.AddInt("sockets", AsFieldInteger(port.sockets));
+  return point;
+}
+
+// The ports listening now, with their accept queues (of the port's fullest socket).
+absl::Status AppendListening(const ListenReport& report, const LineContext& context,
+                             std::string* out) {
+  for (const ListenPort& port : report.listening) {
+    line_protocol::LinePoint point = ListenPoint(kListenMeasurement, port, context);
+    point.AddInt("queue", port.queue);
+    if (report.backlogs_known) point.AddInt("backlog", port.backlog).AddFloat("fill", port.fill());
+    if (absl::Status status = context.Append(&point, out); !status.ok()) return status;
+  }
+  for (const ListenPort& port : report.vanished) {
+    line_protocol::LinePoint point = ListenPoint(kListenVanishedMeasurement, port, context);
     if (absl::Status status = context.Append(&point, out); !status.ok()) return status;
   }
   return absl::OkStatus();
+}
+
+// A port that started listening: one line per owner found (most often one), or one without
+// owner tags when none was found (hidden, unreadable, or already gone).
+absl::Status AppendNewListeners(const ListenReport& report, const LineContext& context,
+                                std::string* out) {
+  for (const NewListener& listener : report.appeared) {
+    const ListenerOwner nobody;
+    const size_t lines = std::max<size_t>(listener.owners.size(), 1);
+    for (size_t i = 0; i < lines; ++i) {
+      const ListenerOwner& owner = listener.owners.empty() ? nobody : listener.owners[i];
+      line_protocol::LinePoint point = ListenPoint(kListenNewMeasurement, listener.port, context);
+      point.AddTag("comm", owner.comm).AddTag("unit", owner.unit);
+      if (owner.pid != 0) point.AddInt("pid", owner.pid);
+      if (absl::Status status = context.Append(&point, out); !status.ok()) return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The namespace's accept-queue overflows and drops since the previous gather (from the
+// second gather on), with how many ports and sockets the listen lines stand for.
+absl::Status AppendListenSummary(const ListenReport& report, const LineContext& context,
+                                 std::string* out) {
+  line_protocol::LinePoint point = context.Point(kListenSummaryMeasurement);
+  point.AddInt("ports", AsFieldInteger(report.listening.size()))
+      .AddInt("untracked_sockets", AsFieldInteger(report.untracked_sockets));
+  if (report.overflows) point.AddInt("overflows", AsFieldInteger(*report.overflows));
+  if (report.drops) point.AddInt("drops", AsFieldInteger(*report.drops));
+  return context.Append(&point, out);
 }
 
 absl::Status AppendPortPressure(const PortPressureReport& report, const LineContext& context,
@@ -175,15 +257,10 @@ absl::Status AppendDiagnosis(const Snapshot& snapshot, const Diagnosis& diagnosi
     }
   }
   if (diagnosis.listen) {
-    if (absl::Status status =
-            AppendListenPorts(kListenMeasurement, diagnosis.listen->listening, context, out);
-        !status.ok()) {
-      return status;
-    }
-    if (absl::Status status =
-            AppendListenPorts(kListenVanishedMeasurement, diagnosis.listen->vanished, context, out);
-        !status.ok()) {
-      return status;
+    for (auto append : {AppendListening, AppendNewListeners, AppendListenSummary}) {
+      if (absl::Status status = append(*diagnosis.listen, context, out); !status.ok()) {
+        return status;
+      }
     }
   }
   if (diagnosis.port_pressure) {
@@ -203,20 +280,26 @@ absl::StatusOr<std::string> RenderBatch(const Collection& collection, const Batc
     measurement = options.netstat_compat ? kNetstatMeasurement : kDefaultMeasurement;
   }
   std::string batch;
+  std::optional<QueuedBytes> queued;
+  if (snapshot.queued) queued = snapshot.AllQueued();
   if (absl::Status status =
-          AppendPoint(measurement, "", snapshot.All(), options, context, &batch);
+          AppendPoint(measurement, "", snapshot.All(), queued, options, context, &batch);
       !status.ok()) {
     return status;
   }
   if (options.by_family) {
     for (Family family : kAllFamilies) {
+      if (snapshot.queued) queued = (*snapshot.queued)[static_cast<size_t>(family)];
       if (absl::Status status =
-              AppendPoint(measurement, FamilyName(family), snapshot.ForFamily(family), options,
-                          context, &batch);
+              AppendPoint(measurement, FamilyName(family), snapshot.ForFamily(family), queued,
+                          options, context, &batch);
           !status.ok()) {
         return status;
       }
     }
+  }
+  if (absl::Status status = AppendPorts(snapshot.ports, context, &batch); !status.ok()) {
+    return status;
   }
   if (collection.diagnosis) {
     if (absl::Status status = AppendDiagnosis(snapshot, *collection.diagnosis, context, &batch);

@@ -12,10 +12,12 @@ constexpr char kSummary[] =
 constexpr char kDescription[] =
     "One batch per gather, flushed at once, every line with the gather's timestamp:\n"
     "  tcpstates tcp_connections=9i,tcp_established=4i,...,tcp_closing=0i <unix ns>\n"
-    "(plus one per family with --by-family), then the diagnosis: tcpstates_close_wait per\n"
-    "CLOSE_WAIT owner and tcpstates_close_wait_summary (when there are CLOSE_WAIT sockets),\n"
-    "tcpstates_listen per listening port, tcpstates_listen_vanished per port gone since the\n"
-    "last gather, and with --port-pressure tcpstates_port_pressure.\n"
+    "(plus one per family with --by-family), tcpstates_port per --local-ports and\n"
+    "--remote-ports port, then the diagnosis: tcpstates_close_wait per CLOSE_WAIT owner and\n"
+    "tcpstates_close_wait_summary (when there are CLOSE_WAIT sockets), tcpstates_listen per\n"
+    "listening port, tcpstates_listen_vanished and tcpstates_listen_new per port gone or new\n"
+    "since the last gather, tcpstates_listen_summary, and with --port-pressure\n"
+    "tcpstates_port_pressure.\n"
     "Stops on stdin EOF, SIGTERM or SIGINT (at once, even while stdout is blocked: a batch\n"
     "cut short ends at a line boundary), and when stdout's reader goes away. A trigger\n"
     "signal that is not --signal's is ignored with a warning. Diagnostics go to stderr\n"
@@ -37,7 +39,12 @@ std::function<absl::Status(absl::string_view)> Into(T* value, Parse parse) {
 }  // namespace
 
 CollectionRequest ExecdConfig::Request() const {
-  CollectionRequest request{.source = source, .counting = counting, .per_family = batch.by_family};
+  CollectionRequest request{.source = source,
+                            .counting = counting,
+                            .per_family = batch.by_family,
+                            .local_ports = local_ports,
+                            .remote_ports = remote_ports,
+                            .queued_bytes = queued_bytes};
   if (close_wait_owners || listen_ports || port_pressure) {
     DiagnosisOptions diagnosis;
     diagnosis.close_wait_owners = close_wait_owners;
@@ -78,7 +85,8 @@ command_line::Flags DefineFlags(ExecdConfig* c) {
       .Custom("counting", "auto|full|counters", "auto",
               "How ESTABLISHED and TIME_WAIT are counted: counters (from kernel counters, "
               "skipping those sockets in the dump: cheap at scale, no per-family split), full "
-              "(dump every socket), or auto: counters unless --by-family or --port-pressure "
+              "(dump every socket), or auto: counters unless --by-family, --port-pressure or "
+              "--queued-bytes "
               "needs every socket. Counters fall back to full dumps by themselves where the "
               "kernel's counters do not prove exact.",
               Into(&c->counting, ParseCountingChoice))
@@ -96,6 +104,14 @@ command_line::Flags DefineFlags(ExecdConfig* c) {
             "The remote endpoint closest to exhausting the ephemeral port range "
             "(tcpstates_port_pressure). Needs every ESTABLISHED and TIME_WAIT socket: a full "
             "dump every gather.")
+      .Ports("local-ports", &c->local_ports, kMaxRequestPorts,
+             "Count every state of the sockets with these local ports, as collectd tcpconns' "
+             "LocalPort (tcpstates_port,direction=local): e.g. 22,443.")
+      .Ports("remote-ports", &c->remote_ports, kMaxRequestPorts,
+             "The same for remote ports (tcpstates_port,direction=remote), as RemotePort.")
+      .Bool("queued-bytes", &c->queued_bytes,
+            "Add rx_queued_bytes and tx_queued_bytes (the sums of every non-listening socket's "
+            "Recv-Q and Send-Q) to the counts lines. Needs every socket: full dumps.")
       .Bool("all-namespaces", &c->all_namespaces,
             "Every network namespace of the host (containers, pods, ip netns): every line is "
             "tagged netns (and pod, container). Root, or CAP_SYS_ADMIN and CAP_SYS_PTRACE, reads "

@@ -3,6 +3,9 @@
 #ifndef TCPSTATES_PLUGINS_TELEGRAF_EXECD_CONFIG_H_
 #define TCPSTATES_PLUGINS_TELEGRAF_EXECD_CONFIG_H_
 
+#include <cstdint>
+#include <vector>
+
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/collection/collection_request.h"
@@ -26,6 +29,9 @@ struct ExecdConfig {
   int max_listen_ports = 256;
   bool port_pressure = false;
   LogLevel stderr_level = LogLevel::kInfo;
+  std::vector<uint16_t> local_ports;
+  std::vector<uint16_t> remote_ports;
+  bool queued_bytes = false;
   bool all_namespaces = false;
   int max_namespaces = 256;
 

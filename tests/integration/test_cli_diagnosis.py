@@ -116,8 +116,9 @@ class PortPressureTest(unittest.TestCase):
             self.assertEqual(pressure["busiest"]["ratio"], time_wait / 1000)
             self.assertTrue(pressure["busiest"]["endpoint"].startswith("127.0.0.1:"))
             listener_port = int(pressure["busiest"]["endpoint"].split(":")[1])
-            self.assertIn({"family": "ipv4", "port": listener_port, "sockets": 1},
-                          snapshot["listening"])
+            # The workload's pairs listener: backlog count + 16, everything accepted.
+            self.assertIn({"family": "ipv4", "port": listener_port, "sockets": 1, "queue": 0,
+                           "backlog": time_wait + 16, "fill": 0.0}, snapshot["listening"])
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ EXECD = "plugins/telegraf/tcpstates-execd"
 ENCODE = "plugins/telegraf/line-protocol-encode"
 
 # Float fields of the diagnosis series; every other field is an i-suffixed integer.
-FLOAT_FIELDS = {("tcpstates_port_pressure", "ratio")}
+FLOAT_FIELDS = {("tcpstates_port_pressure", "ratio"), ("tcpstates_listen", "fill"),
+                ("tcpstates_close_wait", "age_seconds"),
+                ("tcpstates_close_wait_summary", "age_seconds")}
 STRING_FIELDS = {("tcpstates_close_wait_summary", "owner_search"),
                  ("tcpstates_close_wait_summary", "why")}
 
@@ -142,8 +144,13 @@ class CloseWaitOwnersTest(DiagnosisTestCase):
                 self.assertEqual(point.tags["comm"].encode("utf-8", "surrogateescape"),
                                  stored_tag_value(name), point.raw)
                 self.assertEqual(point.tags["unit"], unit)
+                # Ages are exact in test_ports.py; here the sockets are seconds old.
+                self.assertLess(point.fields.pop("age_seconds"), 60)
                 self.assertEqual(point.fields, {"sockets": sockets, "pid": pid, "processes": 1})
             [summary] = by_measurement(batch, "tcpstates_close_wait_summary")
+            self.assertLess(summary.fields.pop("age_seconds"), 60)
+            self.assertEqual((summary.fields.pop("older_than_60s"),
+                              summary.fields.pop("older_than_1h")), (0, 0))
             self.assertEqual(summary.fields, {
                 "attributed": dw.HOSTILE_SOCKETS + dw.SECOND_SOCKETS, "other": 0, "other_owners": 0,
                 "unattributed": 0, "not_accepted": 0, "processes_unreadable": 0,

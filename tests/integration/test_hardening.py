@@ -273,7 +273,7 @@ class OwnersTest(unittest.TestCase):
             owners = [l for l in lines if l.startswith(b"tcpstates_close_wait,")]
             self.assertEqual(len(owners), 1, owners)
             self.assertRegex(owners[0], rb"^tcpstates_close_wait,comm=php-fpm,unit=" +
-                             re.escape(unit.encode()) + rb" sockets=30i,pid=\d+i,processes=15i ")
+                             re.escape(unit.encode()) + rb" sockets=30i,pid=\d+i,processes=15i,age_seconds=[0-9.]+ ")
             summary = summary_fields(lines)
             self.assertEqual((summary["attributed"], summary["other"], summary["other_owners"],
                               summary["unattributed"]), (33, 3, 1, 0))

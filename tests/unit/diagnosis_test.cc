@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <set>
 #include <fstream>
+#include <set>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -88,7 +88,8 @@ TEST(ListenInventory, NeverMoreThanTheCapWhileNewPortsKeepComing) {
   std::vector<uint16_t> listening;
   std::set<uint16_t> reported_before;
   for (int collection = 0; collection < 8; ++collection) {
-    for (int i = 0; i < 20; ++i) listening.push_back(static_cast<uint16_t>(60000 - 20 * collection - i));
+    for (int i = 0; i < 20; ++i)
+      listening.push_back(static_cast<uint16_t>(60000 - 20 * collection - i));
     for (uint16_t port : listening) inventory.Observe(Listener(Family::kIpv4, port));
     ListenReport report = inventory.Finish();
     EXPECT_EQ(report.listening.size(), 10u) << "collection " << collection;
@@ -118,7 +119,19 @@ TEST(ListenInventory, AcceptQueueOfTheFullestSocketOfAPort) {
   EXPECT_EQ(report.listening[0].sockets, 3u);
   EXPECT_EQ(report.listening[0].queue, 9u);
   EXPECT_EQ(report.listening[0].backlog, 16u);
-  EXPECT_DOUBLE_EQ(report.listening[0].fill(), 9.0 / 16);
+  EXPECT_DOUBLE_EQ(report.listening[0].fill(), 9.0 / 17);  // backlog + 1 fit
+}
+
+TEST(ListenInventory, BacklogZeroListenerHoldingOneConnectionIsFull) {
+  // listen(fd, 0) still queues one connection (the kernel overflows at "more than backlog").
+  ListenInventory inventory;
+  inventory.Observe(QueuedListener(80, 1, 0, 1));
+  inventory.Observe(QueuedListener(80, 5, 9, 2));  // half full: less than the first
+  const ListenReport report = inventory.Finish();
+  ASSERT_EQ(report.listening.size(), 1u);
+  EXPECT_EQ(report.listening[0].queue, 1u);
+  EXPECT_EQ(report.listening[0].backlog, 0u);
+  EXPECT_DOUBLE_EQ(report.listening[0].fill(), 1.0);
 }
 
 TEST(ListenInventory, NewListenersNamedFromTheSecondCollectionOn) {
@@ -441,7 +454,8 @@ TEST_F(CgroupSearchTest, ReachesTheHierarchyThroughInitsRootWhenThisMountNamespa
   std::optional<std::string> real_mount = FindCgroup2Mount(*real_mountinfo);
   ASSERT_TRUE(real_mount.has_value()) << "no cgroup2 on this machine";
   proc_.File("self/mountinfo", "22 1 0:21 / /sys rw - sysfs sysfs rw\n");
-  proc_.File("1/mountinfo", absl::StrCat("30 1 0:26 / ", *real_mount, " rw - cgroup2 cgroup2 rw\n"));
+  proc_.File("1/mountinfo",
+             absl::StrCat("30 1 0:26 / ", *real_mount, " rw - cgroup2 cgroup2 rw\n"));
   proc_.Link("1/root", "/");
   CgroupTree tree(ProcRoot(proc_.path()));
   EXPECT_EQ(tree.Mount(), proc_.path() + "/1/root" + *real_mount);
@@ -453,7 +467,8 @@ TEST_F(CgroupSearchTest, ReachesTheHierarchyThroughInitsRootWhenThisMountNamespa
 
 TEST_F(CgroupSearchTest, AMountPointThatIsNotCgroup2IsNotTheHierarchy) {
   // mountinfo still lists a cgroup2 mount that a later mount covers: not the hierarchy.
-  proc_.File("self/mountinfo", absl::StrCat("30 1 0:26 / ", root_.path(), " rw - cgroup2 cgroup2 rw\n"));
+  proc_.File("self/mountinfo",
+             absl::StrCat("30 1 0:26 / ", root_.path(), " rw - cgroup2 cgroup2 rw\n"));
   CgroupTree tree(ProcRoot(proc_.path()));
   EXPECT_EQ(tree.Mount(), "");
 }
