@@ -325,6 +325,13 @@ class CollectdPluginTest(unittest.TestCase):
             "Source 1": ["Source takes one of auto, netlink or proc, got 1"],
             'ReportByFamily "maybe"': ['ReportByFamily takes true or false, got "maybe"'],
             "ReportListenChange true false": ["ReportListenChange takes true or false, got true false"],
+            "LocalPort 0": ["LocalPort takes port numbers from 1 to 65535, got 0"],
+            'RemotePort "https"': ['RemotePort takes port numbers from 1 to 65535, got "https"'],
+            "LocalPort 22.5": ["LocalPort takes port numbers from 1 to 65535, got 22.5"],
+            "LocalPort " + " ".join(str(p) for p in range(1, 66)): ["LocalPort: at most 64 ports"],
+            "QueuedBytes true\n  Counting counters": [
+                'counting "counters" cannot serve this request: queued bytes needs every socket',
+                "(ReportByFamily, PortPressure and QueuedBytes need every socket)"],
         }
         for line, messages in cases.items():
             with self.subTest(line=line):
