@@ -191,42 +191,16 @@ void Collector::CheckCountersAgree() {
   // neither moved (a quiet system), the two ways must agree exactly, so a kernel whose
   // counters mean something else is caught by a single socket. Where they moved, churn
   // explains a difference up to the move; a few tries usually find a quiet moment.
-  std::string disagreement;
-  uint64_t churn_difference = 0;
-  bool agreed = false;
-  for (int attempt = 0; attempt < 4 && !agreed; ++attempt) {
-    Snapshot full;
-    uint64_t orphaned_fin_wait2 = 0;
-    absl::StatusOr<TcpCounters> before = ReadTcpCounters(request_.proc);
-    absl::Status status = before.status();
-    if (status.ok())
-      status = DumpNetlink(kShownStateMask, &full, std::nullopt, &orphaned_fin_wait2);
-    absl::StatusOr<TcpCounters> after = ReadTcpCounters(request_.proc);
-    if (status.ok()) status = after.status();
-    if (!status.ok()) {
-      disagreement = std::string(status.message());
-      break;
-    }
-    const DerivedCounts derived =
-        Derive(*after, identities_, full.Count(TcpState::kCloseWait), orphaned_fin_wait2);
-    const uint64_t established_difference =
-        Distance(derived.established, full.Count(TcpState::kEstablished));
-    const uint64_t time_wait_difference =
-        Distance(derived.time_wait, full.Count(TcpState::kTimeWait));
-    const uint64_t established_move = Distance(before->curr_estab, after->curr_estab);
-    const uint64_t time_wait_move = Distance(before->time_wait_buckets, after->time_wait_buckets);
-    disagreement = absl::StrCat("ESTABLISHED ", full.Count(TcpState::kEstablished), " vs ",
-                                derived.established, ", TIME_WAIT ",
-                                full.Count(TcpState::kTimeWait), " vs ", derived.time_wait);
-    if (established_move == 0 && time_wait_move == 0) {
-      agreed = established_difference == 0 && time_wait_difference == 0;
-      churn_difference = 0;
-      if (!agreed) break;  // quiet, and still different: the formulas do not hold here
-    } else {
-      agreed = established_difference <= established_move && time_wait_difference <= time_wait_move;
-      churn_difference = std::max(established_difference, time_wait_difference);
-    }
+  CounterCheck check;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    check = CompareCountersWithDump();
+    // Agreed; or failed; or quiet and still different: the formulas do not hold here.
+    if (check.agreed || !check.status.ok() || check.quiet) break;
   }
+  const bool agreed = check.agreed;
+  const uint64_t churn_difference = check.churn_difference;
+  const std::string disagreement =
+      check.status.ok() ? check.disagreement : std::string(check.status.message());
   if (!agreed) {
     absl::StrAppend(&source_detail_,
                     "; full dumps (kernel counters disagreed with a dump: ", disagreement, ")");
@@ -242,6 +216,39 @@ void Collector::CheckCountersAgree() {
     absl::StrAppend(&source_detail_, " (self-check agreed within ", churn_difference,
                     " sockets of churn)");
   }
+}
+
+Collector::CounterCheck Collector::CompareCountersWithDump() {
+  CounterCheck check;
+  Snapshot full;
+  uint64_t orphaned_fin_wait2 = 0;
+  absl::StatusOr<TcpCounters> before = ReadTcpCounters(request_.proc);
+  check.status = before.status();
+  if (check.status.ok()) {
+    check.status = DumpNetlink(kShownStateMask, &full, std::nullopt, &orphaned_fin_wait2);
+  }
+  absl::StatusOr<TcpCounters> after = ReadTcpCounters(request_.proc);
+  if (check.status.ok()) check.status = after.status();
+  if (!check.status.ok()) return check;
+  const uint64_t full_established = full.Count(TcpState::kEstablished);
+  const uint64_t full_time_wait = full.Count(TcpState::kTimeWait);
+  const DerivedCounts derived =
+      Derive(*after, identities_, full.Count(TcpState::kCloseWait), orphaned_fin_wait2);
+  const uint64_t established_difference = Distance(derived.established, full_established);
+  const uint64_t time_wait_difference = Distance(derived.time_wait, full_time_wait);
+  const uint64_t established_move = Distance(before->curr_estab, after->curr_estab);
+  const uint64_t time_wait_move = Distance(before->time_wait_buckets, after->time_wait_buckets);
+  check.disagreement = absl::StrCat("ESTABLISHED ", full_established, " vs ", derived.established,
+                                    ", TIME_WAIT ", full_time_wait, " vs ", derived.time_wait);
+  check.quiet = established_move == 0 && time_wait_move == 0;
+  if (check.quiet) {
+    check.agreed = established_difference == 0 && time_wait_difference == 0;
+  } else {
+    check.agreed =
+        established_difference <= established_move && time_wait_difference <= time_wait_move;
+    check.churn_difference = std::max(established_difference, time_wait_difference);
+  }
+  return check;
 }
 
 absl::Status Collector::CollectFromProc(Snapshot* snapshot, std::optional<SocketVisitor> also) {

@@ -69,6 +69,16 @@ class Collector {
   // against a full dump (exactly, when nothing moved meanwhile). Switches to
   // kKernelCounters only when both succeed, and records why in source_detail either way.
   void CheckCountersAgree();
+  // One comparison of the counter-derived totals with a full dump (the counters read before
+  // and after it).
+  struct CounterCheck {
+    absl::Status status;
+    bool quiet = false;  // neither counter moved during the dump
+    bool agreed = false;
+    uint64_t churn_difference = 0;
+    std::string disagreement;
+  };
+  CounterCheck CompareCountersWithDump();
   absl::Status CollectFromProc(Snapshot* snapshot, std::optional<SocketVisitor> also);
   // Counters leave ESTABLISHED and TIME_WAIT out of the main dump: the configured ports get
   // a dump of their own, which the kernel filters (only their sockets get a message).

@@ -83,6 +83,9 @@ class TcpStatesPlugin {
   void DispatchStates(const StateCounts& counts, const std::string& instance);
   void DispatchQueued(const QueuedBytes& queued, const std::string& instance);
   void DispatchOwners(const CloseWaitAttribution& attribution);
+  // Logs who holds the CLOSE_WAIT sockets (`who`: the owners with their pids) when it changed.
+  void LogOwners(const CloseWaitAttribution& attribution, const std::string& owners_instance,
+                 std::string who);
   void DispatchListenPorts(const ListenReport& report);
   void NotifyListener(const ListenPort& port, absl::string_view message);
   void DispatchPortPressure(const PortPressureReport& report);
@@ -271,6 +274,11 @@ void TcpStatesPlugin::DispatchOwners(const CloseWaitAttribution& attribution) {
     Dispatch(owners_instance, kPlainCountType, "older_than_1h",
              static_cast<gauge_t>(ages.older_than_hour));
   }
+  LogOwners(attribution, owners_instance, std::move(who));
+}
+
+void TcpStatesPlugin::LogOwners(const CloseWaitAttribution& attribution,
+                                const std::string& owners_instance, std::string who) {
   // Pids are not in the series names (a restart would start new series); they are logged
   // whenever the owners or the unattributed count change, with names sanitized as in the
   // values (no line breaks from a hostile comm), together with why any socket is

@@ -57,6 +57,33 @@ CollectionRequest ExecdConfig::Request() const {
   return request;
 }
 
+// The flags of the analyses and the per-port counts.
+void AddDiagnosisFlags(ExecdConfig* c, command_line::Flags* flags) {
+  (*flags)
+      .Bool("close-wait-owners", &c->close_wait_owners,
+            "When there are CLOSE_WAIT sockets, name the processes holding them "
+            "(tcpstates_close_wait, tcpstates_close_wait_summary).")
+      .Int("top", &c->top, 0, 1000, "How many CLOSE_WAIT owners to name per gather.")
+      .Bool("listen-ports", &c->listen_ports,
+            "One tcpstates_listen line per listening port, and tcpstates_listen_vanished for "
+            "ports that stopped listening since the previous gather.")
+      .Int("max-listen-ports", &c->max_listen_ports, 1, 65536,
+           "At most this many tcpstates_listen lines per gather (bounded series cardinality); "
+           "ports already reported keep their place until they vanish.")
+      .Bool("port-pressure", &c->port_pressure,
+            "The remote endpoint closest to exhausting the ephemeral port range "
+            "(tcpstates_port_pressure). Needs every ESTABLISHED and TIME_WAIT socket: a full "
+            "dump every gather.")
+      .Ports("local-ports", &c->local_ports, kMaxRequestPorts,
+             "Count every state of the sockets with these local ports, as collectd tcpconns' "
+             "LocalPort (tcpstates_port,direction=local): e.g. 22,443.")
+      .Ports("remote-ports", &c->remote_ports, kMaxRequestPorts,
+             "The same for remote ports (tcpstates_port,direction=remote), as RemotePort.")
+      .Bool("queued-bytes", &c->queued_bytes,
+            "Add rx_queued_bytes and tx_queued_bytes (the sums of every non-listening socket's "
+            "Recv-Q and Send-Q) to the counts lines. Needs every socket: full dumps.");
+}
+
 command_line::Flags DefineFlags(ExecdConfig* c) {
   command_line::Flags flags({.name = "tcpstates-execd",
                              .summary = kSummary,
@@ -89,29 +116,9 @@ command_line::Flags DefineFlags(ExecdConfig* c) {
               "--queued-bytes "
               "needs every socket. Counters fall back to full dumps by themselves where the "
               "kernel's counters do not prove exact.",
-              Into(&c->counting, ParseCountingChoice))
-      .Bool("close-wait-owners", &c->close_wait_owners,
-            "When there are CLOSE_WAIT sockets, name the processes holding them "
-            "(tcpstates_close_wait, tcpstates_close_wait_summary).")
-      .Int("top", &c->top, 0, 1000, "How many CLOSE_WAIT owners to name per gather.")
-      .Bool("listen-ports", &c->listen_ports,
-            "One tcpstates_listen line per listening port, and tcpstates_listen_vanished for "
-            "ports that stopped listening since the previous gather.")
-      .Int("max-listen-ports", &c->max_listen_ports, 1, 65536,
-           "At most this many tcpstates_listen lines per gather (bounded series cardinality); "
-           "ports already reported keep their place until they vanish.")
-      .Bool("port-pressure", &c->port_pressure,
-            "The remote endpoint closest to exhausting the ephemeral port range "
-            "(tcpstates_port_pressure). Needs every ESTABLISHED and TIME_WAIT socket: a full "
-            "dump every gather.")
-      .Ports("local-ports", &c->local_ports, kMaxRequestPorts,
-             "Count every state of the sockets with these local ports, as collectd tcpconns' "
-             "LocalPort (tcpstates_port,direction=local): e.g. 22,443.")
-      .Ports("remote-ports", &c->remote_ports, kMaxRequestPorts,
-             "The same for remote ports (tcpstates_port,direction=remote), as RemotePort.")
-      .Bool("queued-bytes", &c->queued_bytes,
-            "Add rx_queued_bytes and tx_queued_bytes (the sums of every non-listening socket's "
-            "Recv-Q and Send-Q) to the counts lines. Needs every socket: full dumps.")
+              Into(&c->counting, ParseCountingChoice));
+  AddDiagnosisFlags(c, &flags);
+  flags
       .Bool("all-namespaces", &c->all_namespaces,
             "Every network namespace of the host (containers, pods, ip netns): every line is "
             "tagged netns (and pod, container). Root, or CAP_SYS_ADMIN and CAP_SYS_PTRACE, reads "

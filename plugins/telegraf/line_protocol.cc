@@ -160,21 +160,7 @@ LinePoint& LinePoint::SetTime(absl::Time time) {
   return *this;
 }
 
-absl::Status LinePoint::AppendTo(std::string* out) const {
-  if (absl::Status status =
-          CheckNameIsRepresentable("measurement", measurement_, kMeasurementEscapes,
-                                   /*backslash_before_escape_is_ok=*/false);
-      !status.ok()) {
-    return status;
-  }
-  // A line starting with '#' is a comment to every parser; leading control bytes are
-  // skipped as whitespace by some.
-  if (measurement_.front() == '#' || absl::ascii_iscntrl(measurement_.front())) {
-    return absl::InvalidArgumentError(absl::StrCat("measurement \"", absl::CEscape(measurement_),
-                                                   "\" starts with '#' or a control byte"));
-  }
-  if (fields_.empty()) return absl::InvalidArgumentError("a point needs at least one field");
-
+absl::Status LinePoint::AppendTags(std::string* line) const {
   // Escaped (key, value) pairs; empty values omitted.
   std::vector<std::pair<std::string, std::string>> tags;
   tags.reserve(tags_.size());
@@ -198,9 +184,11 @@ absl::Status LinePoint::AppendTo(std::string* out) const {
     }
   }
 
-  std::string line = EscapeMeasurement(measurement_);
-  for (const auto& [key, value] : tags) absl::StrAppend(&line, ",", key, "=", value);
+  for (const auto& [key, value] : tags) absl::StrAppend(line, ",", key, "=", value);
+  return absl::OkStatus();
+}
 
+absl::Status LinePoint::AppendFields(std::string* line) const {
   absl::flat_hash_set<std::string> field_keys;
   char separator = ' ';
   for (const auto& [key, value] : fields_) {
@@ -212,23 +200,44 @@ absl::Status LinePoint::AppendTo(std::string* out) const {
       return absl::InvalidArgumentError(
           absl::StrCat("duplicate field key \"", absl::CEscape(key), "\""));
     }
-    line.push_back(separator);
+    line->push_back(separator);
     separator = ',';
-    absl::StrAppend(&line, escaped_key, "=");
+    absl::StrAppend(line, escaped_key, "=");
     if (const int64_t* integer = std::get_if<int64_t>(&value)) {
-      absl::StrAppend(&line, *integer, "i");
+      absl::StrAppend(line, *integer, "i");
     } else if (const double* real = std::get_if<double>(&value)) {
       if (!std::isfinite(*real)) {
         return absl::InvalidArgumentError(
             absl::StrCat("field \"", absl::CEscape(key), "\" is not finite"));
       }
-      AppendFloat(*real, &line);
+      AppendFloat(*real, line);
     } else if (const bool* boolean = std::get_if<bool>(&value)) {
-      line += *boolean ? "true" : "false";
+      *line += *boolean ? "true" : "false";
     } else {
-      absl::StrAppend(&line, "\"", EscapeStringFieldValue(std::get<std::string>(value)), "\"");
+      absl::StrAppend(line, "\"", EscapeStringFieldValue(std::get<std::string>(value)), "\"");
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status LinePoint::AppendTo(std::string* out) const {
+  if (absl::Status status =
+          CheckNameIsRepresentable("measurement", measurement_, kMeasurementEscapes,
+                                   /*backslash_before_escape_is_ok=*/false);
+      !status.ok()) {
+    return status;
+  }
+  // A line starting with '#' is a comment to every parser; leading control bytes are
+  // skipped as whitespace by some.
+  if (measurement_.front() == '#' || absl::ascii_iscntrl(measurement_.front())) {
+    return absl::InvalidArgumentError(absl::StrCat("measurement \"", absl::CEscape(measurement_),
+                                                   "\" starts with '#' or a control byte"));
+  }
+  if (fields_.empty()) return absl::InvalidArgumentError("a point needs at least one field");
+
+  std::string line = EscapeMeasurement(measurement_);
+  if (absl::Status status = AppendTags(&line); !status.ok()) return status;
+  if (absl::Status status = AppendFields(&line); !status.ok()) return status;
   if (time_ns_) absl::StrAppend(&line, " ", *time_ns_);
   line.push_back('\n');
   out->append(line);

@@ -68,6 +68,10 @@ class LinePoint {
 
  private:
   using FieldValue = std::variant<int64_t, double, bool, std::string>;
+  // ",key=value..." sorted by key (empty values left out), and " key=value,...", appended to
+  // *line; InvalidArgument for a key that cannot be written or is given twice.
+  absl::Status AppendTags(std::string* line) const;
+  absl::Status AppendFields(std::string* line) const;
 
   std::string measurement_;
   std::vector<std::pair<std::string, std::string>> tags_;
