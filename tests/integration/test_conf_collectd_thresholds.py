@@ -5,7 +5,7 @@ instances plugins/collectd/README.md documents for the all-namespaces mode (plug
 "<netns>", "<netns>-close_wait_owners", "<netns>-listen_ports"), the per-port and listen-queue
 values and the CLOSE_WAIT age, so the shipped rules are checked without the plugin having to
 produce these values: what fires, for which namespace, and at which value, against the rules
-written here from conf/README.md ("collectd"), not read from the snippet:
+written here from plugins/collectd/README.md ("Alerts"), not read from the snippet:
 
 - CLOSE_WAIT above 10 at the fifth consecutive read (Hits 3), per namespace;
 - TIME_WAIT above 5000, per namespace; LISTEN dropped (listen_change below -0.5);
@@ -103,7 +103,7 @@ Include "{SHIPPED_THRESHOLDS}"
                 for m in NOTIFICATION.finditer(self.log()) if m.group(1) == "WARNING"]
 
 
-# conf/README.md's collectd rules, written here: (type, type_instance) -> (bad(value), reads
+# plugins/collectd/README.md's alert table, written here: (type, type_instance) -> (bad(value), reads
 # in a row before the notification). Plugin instances: any, except the families'.
 RULES = {("tcp_connections", "close_wait"): (lambda v: v > 10, 5),
          ("tcp_connections", "time_wait"): (lambda v: v > 5000, 1),
