@@ -29,9 +29,20 @@ ROLLUPS = {
                   "tcp_time_wait_max": ("max", "tcp_time_wait"),
                   "tcp_connections_max": ("max", "tcp_connections"),
                   "tcp_listen_min": ("min", "tcp_listen"),
-                  "samples": ("count", "tcp_connections")},
+                  "samples": ("count", "tcp_connections"),
+                  # with --queued-bytes only
+                  **{f"{q}_queued_bytes": ("mean", f"{q}_queued_bytes") for q in ("rx", "tx")},
+                  **{f"{q}_queued_bytes_max": ("max", f"{q}_queued_bytes") for q in ("rx", "tx")}},
+    # per configured port and direction: the same as the counts, queued bytes aside
+    "tcpstates_port": {**{field: ("mean", field) for field in STATE_FIELDS},
+                       "tcp_close_wait_max": ("max", "tcp_close_wait"),
+                       "tcp_time_wait_max": ("max", "tcp_time_wait"),
+                       "tcp_connections_max": ("max", "tcp_connections"),
+                       "tcp_listen_min": ("min", "tcp_listen"),
+                       "samples": ("count", "tcp_connections")},
     "tcpstates_close_wait": {"sockets": ("mean", "sockets"), "sockets_max": ("max", "sockets"),
-                             "processes": ("max", "processes")},
+                             "processes": ("max", "processes"),
+                             "age_seconds": ("mean", "age_seconds"), "age_seconds_max": ("max", "age_seconds")},
     "tcpstates_close_wait_summary": {"attributed": ("mean", "attributed"),
                                      "other": ("mean", "other"),
                                      "unattributed": ("mean", "unattributed"),
@@ -41,15 +52,29 @@ ROLLUPS = {
                                      "processes_hidden": ("mean", "processes_hidden"),
                                      "processes_failed": ("mean", "processes_failed"),
                                      "other_owners_max": ("max", "other_owners"),
-                                     "budget_exhausted_max": ("max", "budget_exhausted")},
-    "tcpstates_listen": {"sockets": ("mean", "sockets"), "sockets_min": ("min", "sockets")},
+                                     "budget_exhausted_max": ("max", "budget_exhausted"),
+                                     "age_seconds": ("mean", "age_seconds"),
+                                     "age_seconds_max": ("max", "age_seconds"),
+                                     "older_than_60s": ("mean", "older_than_60s"),
+                                     "older_than_60s_max": ("max", "older_than_60s"),
+                                     "older_than_1h": ("mean", "older_than_1h"),
+                                     "older_than_1h_max": ("max", "older_than_1h")},
+    "tcpstates_listen": {"sockets": ("mean", "sockets"), "sockets_min": ("min", "sockets"),
+                         "queue": ("mean", "queue"), "queue_max": ("max", "queue"),
+                         "backlog": ("last", "backlog"),
+                         "fill": ("mean", "fill"), "fill_max": ("max", "fill")},
+    # deltas per gather: their sum is what the quarter hour overflowed or dropped
+    "tcpstates_listen_summary": {"overflows": ("sum", "overflows"), "overflows_max": ("max", "overflows"),
+                                 "drops": ("sum", "drops"), "drops_max": ("max", "drops")},
     "tcpstates_listen_vanished": {"events": ("count", "sockets"), "sockets": ("max", "sockets")},
+    "tcpstates_listen_new": {"events": ("count", "sockets"), "sockets": ("max", "sockets")},
     "tcpstates_port_pressure": {"ports_in_use": ("mean", "ports_in_use"), "ratio": ("mean", "ratio"),
                                 "ports_in_use_max": ("max", "ports_in_use"), "ratio_max": ("max", "ratio"),
                                 **{field: ("last", field) for field in PORT_PRESSURE_SETTINGS}},
 }
 # Raw fields left out on purpose: a pid is no quantity, and text has no mean.
 NOT_ROLLED_UP = {"tcpstates_close_wait": {"pid"},
+                 "tcpstates_listen_new": {"pid"},
                  "tcpstates_close_wait_summary": {"owner_search", "why"}}
 
 
@@ -62,6 +87,8 @@ def reduce(function, values):
         return max(numbers)
     if function == "min":
         return min(numbers)
+    if function == "sum":
+        return sum(numbers)
     if function == "count":
         return len(numbers)
     if function == "last":
@@ -77,8 +104,9 @@ def stored_type(function, raw_type):
 
 def expected_rollups(points, buckets=None):
     """{(measurement, bucket start, sorted tag items): {alias: value}} over execd_emulator
-    Points; every documented alias of a measurement is in every row (its raw field is in every
-    point of the measurement)."""
+    Points; a row has every documented alias whose raw field is in one of its points (an
+    optional field, like rx_queued_bytes without --queued-bytes, leaves its aliases out, as
+    InfluxDB leaves out a null)."""
     groups = {}
     for p in points:
         if p.measurement not in ROLLUPS:
@@ -90,7 +118,7 @@ def expected_rollups(points, buckets=None):
         for name, value in p.fields.items():
             group.setdefault(name, []).append((p.timestamp, value))
     return {key: {alias: reduce(function, sorted(fields[source]))
-                  for alias, (function, source) in ROLLUPS[key[0]].items()}
+                  for alias, (function, source) in ROLLUPS[key[0]].items() if source in fields}
             for key, fields in groups.items()}
 
 

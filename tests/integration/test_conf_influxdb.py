@@ -166,7 +166,8 @@ def _run_schedule(execd, base_counts, schedule, gathers, app_name, cgroup, every
     being ("open", key, Workload kwargs), ("close", key prefix) or ("app", command).
     The binary gathers at every change, the gather after it and every `every`-th one; between
     those (the population unchanged) the last real batch stands in, minus its
-    tcpstates_listen_vanished lines (a vanished port is reported once)."""
+    tcpstates_listen_vanished and tcpstates_listen_new lines (a port that vanished or started
+    listening is reported once)."""
     real = []
     with harness.Workload(**base_counts) as base:
         app = _LeakyApp(base, app_name, cgroup, 8080)
@@ -195,7 +196,8 @@ def _run_schedule(execd, base_counts, schedule, gathers, app_name, cgroup, every
     batches = []
     for is_real in real:
         batches.append(next(gathered) if is_real else
-                       [line for line in batches[-1] if not line.startswith(b"tcpstates_listen_vanished")])
+                       [line for line in batches[-1]
+                        if not line.startswith((b"tcpstates_listen_vanished", b"tcpstates_listen_new"))])
     return batches
 
 
@@ -261,18 +263,105 @@ def write_scenario(influx, data):
             raise influxdb.InfluxDBError(f"write {host}: HTTP {status}: {body}")
 
 
+# The series of issues 14 and 15 that the scenario's execd (run without --all-namespaces,
+# --local-ports, --queued-bytes) does not print, written by hand onto the same grid: per-port
+# counts, accept queues, overflows, new listeners, CLOSE_WAIT ages and queued bytes, and on
+# web-1 one container namespace as --all-namespaces tags it. The values are functions of the
+# gather index i, so the tests below work out what each panel and rule shows by hand. Series
+# the execd will print itself once it has them (ports, listen summary, ages) are given tags it
+# does not use in the scenario (ports 9443/9444, the container namespace), so that its own
+# points never share a series and timestamp with these.
+POD_NS = {"netns": "3f2a1b0c9d8e", "pod": "7c1d4e2a-9b3f-4c55-8e21-0a6b5d4c3e2f", "container": "3f2a1b0c9d8e"}
+POD_CLOSE_WAIT = range(500, 600)    # gathers in which the pod's app holds 15 CLOSE_WAIT sockets
+QUEUE_FULL_9443 = range(200, 210)   # web-1 port 9443: queue 13 of backlog 16 (0.8125)
+QUEUE_AT_80_9444 = range(300, 304)  # web-1 port 9444: queue 8 of backlog 10 (0.8 exactly)
+OVERFLOWS = {210: 5, 211: 2}        # the container namespace's ListenOverflows deltas
+NEW_LISTENERS = {"web-1": (540, dict(family="ipv4", port="6667", comm="miner", unit="miner.service"), 1, 4242),
+                 "web-2": (520, dict(family="ipv6", port="8081", comm="worker", unit="worker.service"), 2, 777)}
+
+
+def pod_age(i):
+    """The pod's oldest CLOSE_WAIT socket: 40 s old at gather 500, 30 s older each gather."""
+    return 40.0 + (i - POD_CLOSE_WAIT.start) * 30
+
+
+def _field_text(fields):
+    return ",".join(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}i" for k, v in fields.items())
+
+
+def _states(**counts):
+    fields = {f"tcp_{state}": counts.get(state, 0) for state in harness.STATES}
+    return {"tcp_connections": sum(fields.values()), **fields}
+
+
+def handwritten(end_ns):
+    """({host: line protocol text}, parsed points) of the hand-written series."""
+    data, points = {}, []
+    start = end_ns - (GATHERS - 1) * STEP_NS
+    for host in HOSTS:
+        web1 = host == "web-1"
+        out = []
+
+        def add(measurement, tags, fields, at):
+            tag_text = "".join(f",{k}={v}" for k, v in sorted({**tags, "host": host}.items()))
+            out.append(f"{measurement}{tag_text} {_field_text(fields)} {at}".encode())
+        for i in range(GATHERS):
+            at = start + i * STEP_NS
+            add("tcpstates_port", {"direction": "local", "port": "443"},
+                _states(listen=1, established=20 + i % 7, time_wait=i % 5,
+                        close_wait=3 if web1 and i in POD_CLOSE_WAIT else 0), at)
+            add("tcpstates_port", {"direction": "remote", "port": "5432"}, _states(established=4, time_wait=i % 3), at)
+            queue = 13 if web1 and i in QUEUE_FULL_9443 else i % 3
+            add("tcpstates_listen", {"family": "ipv4", "port": "9443"},
+                dict(sockets=1, queue=queue, backlog=16, fill=queue / 16), at)
+            if web1:
+                queue = 8 if i in QUEUE_AT_80_9444 else 1
+                add("tcpstates_listen", {"family": "ipv4", "port": "9444"},
+                    dict(sockets=1, queue=queue, backlog=10, fill=queue / 10), at)
+            if web1 and i >= 1:  # deltas: from the second gather on
+                overflows = OVERFLOWS.get(i, 0)
+                add("tcpstates_listen_summary", POD_NS, dict(overflows=overflows, drops=overflows + (i == 500)), at)
+            new_at, tags, sockets, pid = NEW_LISTENERS[host]
+            if i == new_at:
+                add("tcpstates_listen_new", tags, dict(sockets=sockets, pid=pid), at)
+            if web1:
+                close_wait = 15 if i in POD_CLOSE_WAIT else 0
+                add("tcpstates", POD_NS, {**_states(established=5, listen=2, close_wait=close_wait, fin_wait2=0),
+                                          "rx_queued_bytes": 1000 + i, "tx_queued_bytes": 2 * i}, at)
+                if close_wait:
+                    age = pod_age(i)
+                    add("tcpstates_close_wait", {**POD_NS, "comm": "stuck-worker", "unit": "stuck-worker.service"},
+                        dict(sockets=15, pid=5151, processes=1, age_seconds=age), at)
+                    add("tcpstates_close_wait_summary", POD_NS,
+                        dict(attributed=15, unattributed=0, processes_unreadable=0, age_seconds=age,
+                             older_than_60s=15 if age > 60 else 0, older_than_1h=15 if age > 3600 else 0), at)
+        points += [execd_emulator.parse_line(line) for line in out]
+        data[host] = b"\n".join(out) + b"\n"
+    return data, points
+
+
 def time_filter(start_ns, end_ns):
     """$timeFilter as Grafana's InfluxQL backend renders an absolute range."""
     return f"time >= {start_ns // 10**6}ms and time <= {end_ns // 10**6}ms"
 
 
-def substitute(query, timefilter, interval, host_regex):
-    return query.replace("$timeFilter", timefilter).replace("$__interval", interval).replace("$host", host_regex)
+def substitute(query, timefilter, interval, host_regex, netns_regex=".*", pod_regex=".*"):
+    """Grafana's macros and the variables (All of netns and pod is their allValue, .*)."""
+    return (query.replace("$timeFilter", timefilter).replace("$__interval", interval).replace("$host", host_regex)
+            .replace("$netns", netns_regex).replace("$pod", pod_regex))
+
+
+def selected_fields(query):
+    """The fields a query reads: the quoted names between SELECT and FROM, aliases aside."""
+    select = re.search(r"^SELECT (.*?) FROM ", query).group(1)
+    return set(re.findall(r'(?<!AS )"(\w+)"', select))
 
 
 # -- Grafana's alert states ----------------------------------------------------------------------
 # conf/README.md's alert table, written here from the documentation (not read from the rules):
-# the field, the reduction over the window, the threshold, `for` and what no data means.
+# the measurement and field, the reduction over the window, the threshold (`above` is >,
+# `at_least` >=), `for` and what no data means; one instance per host, namespace (netns, pod:
+# empty without --all-namespaces) and the `per` tags.
 DOCUMENTED_ALERTS = {
     "tcpstates-close-wait": dict(field="tcp_close_wait", reduce=min, window_s=600, above=10, for_s=300,
                                  no_data="OK"),
@@ -280,7 +369,19 @@ DOCUMENTED_ALERTS = {
                                 no_data="OK"),
     "tcpstates-listen-drop": dict(field="tcp_listen", reduce=lambda values: max(values) - values[-1],
                                   window_s=900, above=0, for_s=60, no_data="NoData"),
+    "tcpstates-close-wait-age": dict(measurement="tcpstates_close_wait_summary", field="age_seconds",
+                                     reduce=lambda values: values[-1], window_s=120, above=600, for_s=0,
+                                     no_data="OK"),
+    "tcpstates-accept-queue": dict(measurement="tcpstates_listen", per=("family", "port"), field="fill", reduce=max,
+                                   window_s=300, at_least=0.8, for_s=0, no_data="OK"),
+    "tcpstates-listen-overflows": dict(measurement="tcpstates_listen_summary", field="overflows", reduce=sum,
+                                       window_s=300, above=0, for_s=0, no_data="OK"),
 }
+
+
+def instance(host, per=(), **tags):
+    """An alert instance's labels, as the rules' GROUP BY returns them (missing tags empty)."""
+    return tuple(sorted({"host": host, **{k: tags.get(k, "") for k in ("netns", "pod") + tuple(per)}}.items()))
 NO_DATA = "(no data)"  # the instance Grafana creates when a query returns nothing at all
 
 
@@ -339,6 +440,9 @@ class ConfInfluxDBTest(unittest.TestCase):
             cls.end_ns = grid_end_ns()
             data, cls.points = as_telegraf_would(cls.scenario, cls.end_ns)
             write_scenario(cls.influx, data)
+            data, points = handwritten(cls.end_ns)
+            write_scenario(cls.influx, data)
+            cls.points += points
             cls.backfill = apply_file(cls.influx, rollups.BACKFILL)
         except BaseException:
             cls.influx.stop()
@@ -373,7 +477,8 @@ class ConfInfluxDBTest(unittest.TestCase):
         self.assertEqual(close_wait[600], 0)   # restarted
         self.assertEqual(web1[559].fields["tcp_listen"] - web1[560].fields["tcp_listen"], 3)  # 2 + 1 behind the pairs
         self.assertGreater(web1[640].fields["tcp_time_wait"], 5000)
-        owners = {(p.tags["comm"], p.tags.get("unit")) for p in self.points if p.measurement == "tcpstates_close_wait"}
+        owners = {(p.tags["comm"], p.tags.get("unit")) for p in self.points if p.measurement == "tcpstates_close_wait"
+                  and "netns" not in p.tags}  # the hand-written namespace aside
         self.assertEqual(owners, {("leaky-app", "leaky-app.service"), ("worker", "worker.service")})
         vanished = [p for p in self.points if p.measurement == "tcpstates_listen_vanished"]
         self.assertEqual(len(vanished), 3)
@@ -384,7 +489,7 @@ class ConfInfluxDBTest(unittest.TestCase):
         for code, answer in self.applied:
             self.assertEqual(code, 0, answer)
             self.assertEqual(statement_errors(answer), [])
-            self.assertEqual(len(answer["results"]), 15)  # database, 2 policies, 6 x (drop, create)
+            self.assertEqual(len(answer["results"]), 21)  # database, 2 policies, 9 x (drop, create)
         policies = {r["name"]: r for r in self.influx.query(DB, f'SHOW RETENTION POLICIES ON "{DB}"')}
         self.assertEqual(policies["tcpstates_raw"]["duration"], "48h0m0s")
         self.assertEqual(policies["tcpstates_raw"]["shardGroupDuration"], "1h0m0s")
@@ -430,7 +535,7 @@ class ConfInfluxDBTest(unittest.TestCase):
         self.q(f'CREATE RETENTION POLICY "cq_check" ON "{DB}" DURATION 1h REPLICATION 1')
         shipped = [(r["name"], r["query"]) for r in self.influx.query(DB, "SHOW CONTINUOUS QUERIES")
                    if r["__measurement"] == DB and not r["name"].endswith("_check")]
-        self.assertEqual(len(shipped), 6)
+        self.assertEqual(len(shipped), 9)
         self.addCleanup(lambda: [self.q(f'DROP CONTINUOUS QUERY "{name}_check" ON "{DB}"') for name, _ in shipped])
         for name, query in shipped:
             copy, replaced = re.subn(rf"^CREATE CONTINUOUS QUERY {name} ON {DB} RESAMPLE FOR (\w+) BEGIN ",
@@ -463,6 +568,11 @@ class ConfInfluxDBTest(unittest.TestCase):
         self.assertEqual((variables["datasource"]["type"], variables["datasource"]["query"]), ("datasource", "influxdb"))
         self.assertEqual(variables["host"]["type"], "query")
         self.assertEqual(variables["host"]["datasource"], {"type": "influxdb", "uid": "${datasource}"})
+        # Namespace and pod (--all-namespaces): All is .*, which also matches points without
+        # the tag (one namespace per host), so the dashboard works in both modes.
+        for name in ("netns", "pod"):
+            self.assertEqual((variables[name]["type"], variables[name]["includeAll"], variables[name]["allValue"]),
+                             ("query", True, ".*"))
         ids = [p["id"] for p in dashboard["panels"]]
         self.assertEqual(len(ids), len(set(ids)))
         text = json.dumps(dashboard)
@@ -478,7 +588,9 @@ class ConfInfluxDBTest(unittest.TestCase):
                 self.assertEqual(target["datasource"], panel["datasource"])
                 self.assertTrue(target["rawQuery"])
                 self.assertIn("$timeFilter", target["query"])
-                self.assertIn('"host" =~ /^$host$/', target["query"])
+                self.assertIn('"host" =~ /^$host$/ AND "netns" =~ /^$netns$/ AND "pod" =~ /^$pod$/', target["query"])
+                self.assertIn('GROUP BY time($__interval), "host", "netns"' if "time(" in target["query"]
+                              else 'GROUP BY "host", "netns"', target["query"].replace("time(15m)", "time($__interval)"))
                 # Raw points are read from both places they can be in (conf/README.md).
                 source = re.search(r'FROM ("\w+"(?:\."\w+")?(?:, "\w+"\."\w+")?) WHERE', target["query"]).group(1)
                 if not source.startswith('"tcpstates_15m".'):
@@ -486,12 +598,14 @@ class ConfInfluxDBTest(unittest.TestCase):
                     self.assertEqual(source, f'{measurement}, "tcpstates_raw".{measurement}', panel["title"])
         titles = " ".join(p["title"] for p in dashboard["panels"])
         for needed in ("CLOSE_WAIT", "TIME_WAIT", "LISTEN", "Connections", "ESTABLISHED", "Every state",
-                       "CLOSE_WAIT owners", "Vanished listeners"):
+                       "CLOSE_WAIT owners", "Vanished listeners", "Top namespaces by CLOSE_WAIT", "per port and state",
+                       "Accept queue fill per port", "overflows", "New listeners", "CLOSE_WAIT oldest age"):
             self.assertIn(needed, titles)
         thresholds = {p["title"]: [s["value"] for s in p["fieldConfig"]["defaults"]["thresholds"]["steps"]]
                       for p in dashboard["panels"] if p["type"] == "timeseries"
                       and p["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "line"}
-        self.assertEqual(sorted(thresholds.values()), [[None, 10], [None, 10], [None, 5000], [None, 5000]])
+        self.assertEqual(sorted(thresholds.values()), [[None, 0.8], [None, 0.8], [None, 10], [None, 10], [None, 600],
+                                                       [None, 600], [None, 5000], [None, 5000]])
 
     def dashboard_queries(self):
         with open(DASHBOARD_FILE) as f:
@@ -518,28 +632,35 @@ class ConfInfluxDBTest(unittest.TestCase):
                 with self.subTest(panel=panel["title"], hosts=host_regex):
                     series = self.q(substitute(query, time_filter(start, end), interval, host_regex))
                     measurement = re.search(r'FROM (?:"\w+"\.)?"(\w+)"', query).group(1)
-                    expected_hosts = {p.tags["host"] for p in self.points if p.measurement == measurement
-                                      and p.tags["host"] in hosts and start <= p.timestamp <= end}
+                    fields = selected_fields(query)
+                    if rollup:  # a rollup alias stands for its raw field
+                        fields = {rollups.ROLLUPS[measurement][f][1] for f in fields}
+                    expected = {(p.tags["host"], p.tags.get("netns", "")) for p in self.points
+                                if p.measurement == measurement and p.tags["host"] in hosts
+                                and start <= p.timestamp <= end and fields & set(p.fields)}
                     if hosts != {"web-2"}:
                         self.assertTrue(series, "no series")
-                    self.assertEqual({s["tags"]["host"] for s in series}, expected_hosts)
+                    self.assertEqual({(s["tags"]["host"], s["tags"]["netns"]) for s in series}, expected)
 
     def test_dashboard_values_are_the_raw_points_and_the_rollups(self):
         queries = {panel["title"]: query for panel, query in self.dashboard_queries()}
         # The raw CLOSE_WAIT panel with its 30 s minimum interval shows each 30-second point.
         start, end = self.grid(400), self.grid(519)
         series = self.q(substitute(queries["CLOSE_WAIT"], time_filter(start, end), "30s", "web\\-1"))
-        self.assertEqual([v[1] for v in series[0]["values"]],
-                         [p.fields["tcp_close_wait"] for p in self.raw("tcpstates", "web-1", start, end) if "family" not in p.tags])
+        [series] = [s for s in series if s["tags"]["netns"] == ""]  # the host's own, not the container's
+        self.assertEqual([v[1] for v in series["values"]],
+                         [p.fields["tcp_close_wait"] for p in self.raw("tcpstates", "web-1", start, end)
+                          if "family" not in p.tags and "netns" not in p.tags])
         # The 7-day TIME_WAIT panel: 15-minute means and maxes of the raw points.
         series = self.q(substitute(queries["TIME_WAIT (15-min mean, max)"],
                                    time_filter(self.end_ns - 7 * 86400 * 10**9, self.end_ns), "15m", "web\\-1"))
-        self.assertEqual(series[0]["columns"], ["time", "mean", "max"])
-        for bucket, mean, maximum in series[0]["values"]:
+        [series] = [s for s in series if s["tags"]["netns"] == ""]
+        self.assertEqual(series["columns"], ["time", "mean", "max"])
+        for bucket, mean, maximum in series["values"]:
             if mean is None:
                 continue
             raw = [p.fields["tcp_time_wait"] for p in self.raw("tcpstates", "web-1", bucket, bucket + BUCKET_NS - 1)
-                   if "family" not in p.tags]
+                   if "family" not in p.tags and "netns" not in p.tags]
             self.assertEqual((mean, maximum), (sum(raw) / len(raw), max(raw)))
         # The vanished-listeners table names the two ports of the service that died.
         series = self.q(substitute(queries["Vanished listeners"], time_filter(self.grid(500), self.grid(600)), "30s", ".*"))
@@ -549,10 +670,78 @@ class ConfInfluxDBTest(unittest.TestCase):
         self.assertEqual(ports, listening_before - listening_after)
         self.assertEqual(len(ports), 3)
 
+    def test_namespace_variables_and_the_new_panels(self):
+        """The namespace and pod variables, and the panels of the hand-written series, with the
+        values worked out from handwritten()'s definitions."""
+        with open(DASHBOARD_FILE) as f:
+            variables = {v["name"]: v for v in json.load(f)["templating"]["list"]}
+        queries = {panel["title"]: query for panel, query in self.dashboard_queries()}
+
+        def tag_values(name, host_regex, netns_regex=".*"):
+            series = self.q(substitute(variables[name]["query"], "", "", host_regex, netns_regex))
+            return sorted(v[1] for s in series for v in s["values"])
+        self.assertEqual(tag_values("netns", "web\\-1"), [POD_NS["netns"]])
+        self.assertEqual(tag_values("netns", "web\\-2"), [])  # one namespace: All (.*) is what remains
+        self.assertEqual(tag_values("pod", "(web\\-1|web\\-2)"), [POD_NS["pod"]])
+        self.assertEqual(tag_values("pod", "web\\-1", "3f2a1b0c9d8e"), [POD_NS["pod"]])
+
+        def run(title, first, last, host_regex=".*", netns_regex=".*", interval="30s"):
+            return self.q(substitute(queries[title], time_filter(self.grid(first), self.grid(last)), interval,
+                                     host_regex, netns_regex))
+        # One namespace selected: only its CLOSE_WAIT series, 15 in gathers 500-599.
+        series = run("CLOSE_WAIT", 480, 599, "web\\-1", "3f2a1b0c9d8e")
+        self.assertEqual([s["tags"] for s in series], [{"host": "web-1", "netns": "3f2a1b0c9d8e"}])
+        self.assertEqual([v[1] for v in series[0]["values"]], [0] * 20 + [15] * 100)
+        # Top namespaces: each namespace's last counts in the range, pod and container named.
+        series = run("Top namespaces by CLOSE_WAIT", 480, 550)
+        rows = {(s["tags"]["host"], s["tags"]["netns"], s["tags"]["pod"], s["tags"]["container"]):
+                dict(zip(s["columns"], s["values"][-1]))["close_wait"] for s in series}
+        last = {}
+        for p in self.points:
+            if p.measurement == "tcpstates" and "family" not in p.tags and self.grid(480) <= p.timestamp <= self.grid(550):
+                last[(p.tags["host"], p.tags.get("netns", ""), p.tags.get("pod", ""), p.tags.get("container", ""))] = \
+                    p.fields["tcp_close_wait"]
+        self.assertEqual(rows, last)
+        self.assertEqual(rows[("web-1", POD_NS["netns"], POD_NS["pod"], POD_NS["container"])], 15)
+        # Accept queue fill: the fullest 30 s of each port around the full queues.
+        series = run("Accept queue fill per port", 190, 310, "web\\-1")
+        fullest = {s["tags"]["port"]: max(v[1] for v in s["values"]) for s in series if s["tags"]["port"] in ("9443", "9444")}
+        self.assertEqual(fullest, {"9443": 13 / 16, "9444": 0.8})
+        # Overflows and drops: the container namespace's 5 + 2 (ListenDrops counts overflows too).
+        series = run("Listen queue overflows and drops", 200, 220, "web\\-1", "3f2a1b0c9d8e")
+        self.assertEqual([(sum(v[1] for v in s["values"] if v[1] is not None),
+                           sum(v[2] for v in s["values"] if v[2] is not None)) for s in series], [(7, 7)])
+        # New listeners: each host's one, named with its process.
+        series = run("New listeners", 480, 599)
+        listeners = {(s["tags"]["host"], s["tags"]["family"], s["tags"]["port"], s["tags"]["comm"], s["tags"]["unit"]):
+                     [tuple(v[1:]) for v in s["values"]] for s in series if s["tags"]["port"] in ("6667", "8081")}
+        self.assertEqual(listeners, {(host, tags["family"], tags["port"], tags["comm"], tags["unit"]): [(sockets, pid)]
+                                     for host, (_, tags, sockets, pid) in NEW_LISTENERS.items()})
+        # CLOSE_WAIT oldest age: up to the last gather with the sockets.
+        series = run("CLOSE_WAIT oldest age", 480, 610, "web\\-1", "3f2a1b0c9d8e")
+        self.assertEqual([(s["tags"]["netns"], max(v[1] for v in s["values"])) for s in series],
+                         [(POD_NS["netns"], pod_age(599))])
+        # Queued bytes: each gather's own (one point per 30 s).
+        series = run("Queued bytes", 480, 499, "web\\-1")
+        self.assertEqual([(s["tags"]["netns"], [v[1:] for v in s["values"]]) for s in series],
+                         [(POD_NS["netns"], [[1000 + i, 2 * i] for i in range(480, 500)])])
+        # Per port: the established counts of local port 443 on web-2, gather by gather.
+        series = run("Connections per port and state", 480, 499, "web\\-2")
+        by_port = {(s["tags"]["port"], s["tags"]["direction"]): [dict(zip(s["columns"], v))["established"]
+                                                                  for v in s["values"]] for s in series}
+        self.assertEqual(by_port, {("443", "local"): [20 + i % 7 for i in range(480, 500)],
+                                   ("5432", "remote"): [4] * 20})
+        # The 7-day accept-queue panel: the 15-minute maxima keep both full queues.
+        series = self.q(substitute(queries["Accept queue fill (15-min max)"],
+                                   time_filter(self.end_ns - 7 * 86400 * 10**9, self.end_ns), "15m", "web\\-1"))
+        self.assertEqual({s["tags"]["port"]: max(v[1] for v in s["values"] if v[1] is not None) for s in series
+                          if s["tags"]["port"] in ("9443", "9444")}, {"9443": 13 / 16, "9444": 0.8})
+
     # -- conf/grafana: the alert rules ---------------------------------------------------------
     def evaluate(self, rule, at_ns):
         """The rule as Grafana evaluates it at `at_ns`: query A over its relative range, then the
-        reduce and threshold expressions. Returns {host: (value, firing)}, {} for no data."""
+        reduce and threshold (or math) expressions. Returns {instance: (value, firing)}, {} for
+        no data; an instance is the series' tags (see instance())."""
         steps = {d["refId"]: d for d in rule["data"]}
         query = steps["A"]
         window = query["relativeTimeRange"]
@@ -561,23 +750,35 @@ class ConfInfluxDBTest(unittest.TestCase):
         results = {}
         for s in series:
             values = [v[1] for v in s["values"] if v[1] is not None]
+            if not values:
+                continue
             reducer = steps["B"]["model"]["reducer"]
             value = {"last": values[-1], "min": min(values), "max": max(values)}[reducer]
-            evaluator = steps["C"]["model"]["conditions"][0]["evaluator"]
-            limit = evaluator["params"][0]
-            firing = value > limit if evaluator["type"] == "gt" else value < limit
-            results[s["tags"]["host"]] = (value, firing)
+            condition = steps["C"]["model"]
+            if condition["type"] == "math":  # "$B <op> number", non-zero when it holds
+                op, limit = re.fullmatch(r"\$B (>=|>|<=|<) ([0-9.]+)", condition["expression"]).groups()
+                firing = {">=": value >= float(limit), ">": value > float(limit),
+                          "<=": value <= float(limit), "<": value < float(limit)}[op]
+            else:
+                evaluator = condition["conditions"][0]["evaluator"]
+                limit = evaluator["params"][0]
+                firing = value > limit if evaluator["type"] == "gt" else value < limit
+            results[tuple(sorted(s["tags"].items()))] = (value, firing)
         return results
 
     def documented_evaluation(self, documented, at_ns):
         """The same from the raw points and conf/README.md's table."""
-        results = {}
+        measurement = documented.get("measurement", "tcpstates")
+        per = documented.get("per", ())
+        groups = {}
         for host in HOSTS:
-            raw = [p.fields[documented["field"]] for p in self.raw("tcpstates", host, at_ns - documented["window_s"] * 10**9, at_ns)
-                   if "family" not in p.tags]
-            if raw:
-                value = documented["reduce"](raw)
-                results[host] = (value, value > documented["above"])
+            for p in self.raw(measurement, host, at_ns - documented["window_s"] * 10**9, at_ns):
+                if documented["field"] in p.fields and (measurement != "tcpstates" or "family" not in p.tags):
+                    groups.setdefault(instance(host, per, **{k: v for k, v in p.tags.items() if k != "host"}), []).append((p.timestamp, p.fields[documented["field"]]))
+        results = {}
+        for key, raw in groups.items():
+            value = documented["reduce"]([v for _, v in sorted(raw, key=lambda tv: tv[0])])
+            results[key] = (value, value >= documented["at_least"] if "at_least" in documented else value > documented["above"])
         return results
 
     def test_alert_rules_are_provisionable(self):
@@ -587,7 +788,7 @@ class ConfInfluxDBTest(unittest.TestCase):
         rules = [r for g in document["groups"] for r in g["rules"]]
         for group in document["groups"]:
             self.assertTrue(group["name"] and group["folder"] and group["interval"])
-        self.assertEqual(len({r["uid"] for r in rules}), 3)
+        self.assertEqual(len({r["uid"] for r in rules}), len(DOCUMENTED_ALERTS))
         for rule in rules:
             for key in ("uid", "title", "condition", "data", "for", "labels", "annotations", "noDataState", "execErrState"):
                 self.assertIn(key, rule)
@@ -626,8 +827,9 @@ class ConfInfluxDBTest(unittest.TestCase):
                 self.assertEqual(states, want[minute][1], f"{uid} at minute {minute} of the scenario")
             timelines[uid] = [{host: state for host, (_, state) in states.items()} for _, states in want]
 
-        def minutes(uid, state, host="web-1"):
-            return [m for m, states in enumerate(timelines[uid]) if states.get(host) == state]
+        def minutes(uid, state, host="web-1", **tags):
+            key = instance(host, DOCUMENTED_ALERTS[uid].get("per", ()), **tags)
+            return [m for m, states in enumerate(timelines[uid]) if states.get(key) == state]
         # CLOSE_WAIT: the lowest value of 10 minutes above 10 from a first minute on: 5 minutes
         # Pending, then Alerting until the restart at 5:00 (gather 600, minute 300).
         pending, alerting = minutes("tcpstates-close-wait", "Pending"), minutes("tcpstates-close-wait", "Alerting")
@@ -642,13 +844,36 @@ class ConfInfluxDBTest(unittest.TestCase):
         self.assertEqual(minutes("tcpstates-listen-drop", "Alerting"), list(range(281, 295)))
         for uid in DOCUMENTED_ALERTS:
             self.assertEqual(minutes(uid, "Pending", "web-2") + minutes(uid, "Alerting", "web-2"), [], uid)
+        # Per namespace: web-1's container namespace holds 15 CLOSE_WAIT sockets in gathers
+        # 500-599 (minutes 250-299.5); the window of minute m holds gathers 2m-19 .. 2m, all of
+        # them in 500-599 from minute 260 to 299: Pending 260-264, Alerting 265-299. The host's
+        # own series (no netns) alerts as above, on its own.
+        self.assertEqual(minutes("tcpstates-close-wait", "Pending", **POD_NS), list(range(260, 265)))
+        self.assertEqual(minutes("tcpstates-close-wait", "Alerting", **POD_NS), list(range(265, 300)))
+        # CLOSE_WAIT age: the last age of the 2-minute window (gathers 2m-3 .. 2m) is above 600
+        # from gather 519 (610 s) on: minute 260 (gather 520, 640 s) to 301 (gather 599 is the
+        # last in the window); nothing for the host's own series (it has no ages).
+        self.assertEqual(minutes("tcpstates-close-wait-age", "Alerting", **POD_NS), list(range(260, 302)))
+        self.assertEqual({k for states in timelines["tcpstates-close-wait-age"] for k, state in states.items()
+                          if state != "Normal"}, {instance("web-1", **POD_NS)})
+        # Accept queue: port 9443 at 13/16 in gathers 200-209, port 9444 at exactly 8/10 (>= 0.8)
+        # in gathers 300-303; the 5-minute window of minute m holds gathers 2m-9 .. 2m.
+        self.assertEqual(minutes("tcpstates-accept-queue", "Alerting", family="ipv4", port="9443"),
+                         list(range(100, 110)))
+        self.assertEqual(minutes("tcpstates-accept-queue", "Alerting", family="ipv4", port="9444"),
+                         list(range(150, 157)))
+        self.assertEqual(minutes("tcpstates-accept-queue", "Pending", family="ipv4", port="9444"), [])
+        # Overflows in gathers 210 and 211 (the container namespace): minutes 105 to 110.
+        self.assertEqual(minutes("tcpstates-listen-overflows", "Alerting", **POD_NS), list(range(105, 111)))
         # No data: from the first minute whose window holds none of the points (the last is at
         # minute 359.5), CLOSE_WAIT and TIME_WAIT are Normal (noDataState OK), LISTEN is NoData.
         for uid, window_minutes, state in (("tcpstates-close-wait", 10, "Normal"), ("tcpstates-time-wait", 5, "Normal"),
                                            ("tcpstates-listen-drop", 15, "NoData")):
             first = GATHERS // 2 + window_minutes
-            self.assertEqual(set(timelines[uid][first - 1]), set(HOSTS), uid)
+            self.assertEqual(set(timelines[uid][first - 1]),
+                             {instance(host) for host in HOSTS} | {instance("web-1", **POD_NS)}, uid)
             self.assertEqual(timelines[uid][first], {NO_DATA: state}, uid)
+
 
 if __name__ == "__main__":
     unittest.main()

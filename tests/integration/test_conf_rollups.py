@@ -167,24 +167,65 @@ class DocumentedRollupsTest(RollupsTestCase):
     # Values whose mean (4.6), min, max, first, last, median and count all differ.
     VALUES = [8, 1, 9, 3, 2]
     SERIES = {"tcpstates": {},
+              "tcpstates_port": {"direction": "local", "port": "443"},
               "tcpstates_close_wait": {"comm": "leaky", "unit": "leaky.service"},
               "tcpstates_close_wait_summary": {},
               "tcpstates_listen": {"family": "ipv4", "port": "8080"},
+              "tcpstates_listen_summary": {},
               "tcpstates_listen_vanished": {"family": "ipv6", "port": "9090"},
+              "tcpstates_listen_new": {"family": "ipv4", "port": "6667", "comm": "miner", "unit": "miner.service"},
               "tcpstates_port_pressure": {"endpoint": "10.0.0.1:443"}}
+    # The execd's float fields (the others are integers): written as value / 10.
+    FLOATS = {"ratio", "fill", "age_seconds"}
+    # plugins/telegraf/README.md's all-namespaces tags: the host's own namespace, and a
+    # Kubernetes container's (netns and container: its short id; pod: the pod UID).
+    NAMESPACES = {"host": {"netns": "host"},
+                  "pod": {"netns": "3f2a1b0c9d8e", "pod": "7c1d4e2a-9b3f-4c55-8e21-0a6b5d4c3e2f",
+                          "container": "3f2a1b0c9d8e"}}
 
-    def points(self, quarter, values, host, offset_s=0):
+    def points(self, quarter, values, host, offset_s=0, namespace=None):
         """Lines of every measurement's series in the quarter hour starting at `quarter`, a
-        point a minute from 1 minute in, every raw field taking `values` in turn."""
+        point a minute from 1 minute in, every raw field taking `values` in turn; with
+        `namespace` (a NAMESPACES key), tagged as --all-namespaces tags them."""
         lines = []
         for measurement, tags in self.SERIES.items():
             fields = {source for _, source in rollups.ROLLUPS[measurement].values()}
             fields |= rollups.NOT_ROLLED_UP.get(measurement, set())
             for i, value in enumerate(values):
-                lines.append(line(measurement, {**tags, "host": host},
-                                  {f: value / 10 if f == "ratio" else value for f in sorted(fields)},
+                lines.append(line(measurement, {**tags, **self.NAMESPACES.get(namespace, {}), "host": host},
+                                  {f: value / 10 if f in self.FLOATS else value for f in sorted(fields)},
                                   quarter + (60 * (i + 1) + offset_s) * 10**9))
         return lines
+
+    def test_namespaces_are_rolled_up_apart(self):
+        """One host in all-namespaces mode: the same series in two namespaces, written in the
+        same quarter hour with different values, stay two rows with their own values (GROUP BY
+        * keeps netns, pod and container)."""
+        now = away_from_a_quarter_hour_end()
+        self.apply_iql()
+        quarter = now - BUCKET_NS
+        written = self.points(quarter, self.VALUES, "a", namespace="host") + \
+            self.points(quarter, [100, 0, 50, 10, 40], "a", namespace="pod")
+        self.write(written)
+        self.influx.restart()
+        expected = self.assert_rolled_up([execd_emulator.parse_line(l.encode()) for l in written])
+        host_ns = (("host", "a"), ("netns", "host"))
+        pod_ns = tuple(sorted({"host": "a", **self.NAMESPACES["pod"]}.items()))
+        # Every measurement, once per namespace.
+        self.assertEqual(sorted((k[0], k[2]) for k in expected),
+                         sorted((m, tuple(sorted({**tags, **dict(ns)}.items())))
+                                for m, tags in self.SERIES.items() for ns in (host_ns, pod_ns)))
+        # Worked out by hand: 8 1 9 3 2 (mean 4.6) and 100 0 50 10 40 (mean 40, sum 200).
+        for ns, (mean, low, high, total) in ((host_ns, (4.6, 1, 9, 23)), (pod_ns, (40.0, 0, 100, 200))):
+            row = expected[("tcpstates", quarter, ns)]
+            self.assertEqual((row["tcp_close_wait"], row["tcp_close_wait_max"], row["tcp_listen_min"], row["samples"]),
+                             (mean, high, low, 5))
+            row = expected[("tcpstates_listen_summary", quarter, ns)]
+            self.assertEqual((row["overflows"], row["overflows_max"]), (total, high))
+            row = expected[("tcpstates_close_wait_summary", quarter, ns)]
+            self.assertEqual(row["age_seconds_max"], high / 10)
+            row = expected[("tcpstates_port", quarter, tuple(sorted(ns + (("direction", "local"), ("port", "443")))))]
+            self.assertEqual((row["tcp_established"], row["tcp_connections_max"]), (mean, high))
 
     def test_every_documented_rollup_and_points_up_to_45_minutes_late(self):
         now = away_from_a_quarter_hour_end()
