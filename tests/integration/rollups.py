@@ -75,6 +75,9 @@ ROLLUPS = {
 # Raw fields left out on purpose: a pid is no quantity, and text has no mean.
 NOT_ROLLED_UP = {"tcpstates_close_wait": {"pid"},
                  "tcpstates_listen_new": {"pid"},
+                 # How many listen lines there were, and LISTEN sockets beyond the cap:
+                 # what the raw hour is for (the rollups keep the per-port series).
+                 "tcpstates_listen_summary": {"ports", "untracked_sockets"},
                  "tcpstates_close_wait_summary": {"owner_search", "why"}}
 
 
