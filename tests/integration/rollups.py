@@ -109,7 +109,7 @@ def expected_rollups(points, buckets=None):
     """{(measurement, bucket start, sorted tag items): {alias: value}} over execd_emulator
     Points; a row has every documented alias whose raw field is in one of its points (an
     optional field, like rx_queued_bytes without --queued-bytes, leaves its aliases out, as
-    InfluxDB leaves out a null)."""
+    InfluxDB leaves out a null; a row with none is not written)."""
     groups = {}
     for p in points:
         if p.measurement not in ROLLUPS:
@@ -120,9 +120,12 @@ def expected_rollups(points, buckets=None):
         group = groups.setdefault((p.measurement, bucket, tuple(sorted(p.tags.items()))), {})
         for name, value in p.fields.items():
             group.setdefault(name, []).append((p.timestamp, value))
-    return {key: {alias: reduce(function, sorted(fields[source]))
+    rows = {key: {alias: reduce(function, sorted(fields[source]))
                   for alias, (function, source) in ROLLUPS[key[0]].items() if source in fields}
             for key, fields in groups.items()}
+    # A quarter hour whose points hold no rolled-up field (tcpstates_listen_summary of a first
+    # gather: only ports and untracked_sockets) writes no row at all.
+    return {key: row for key, row in rows.items() if row}
 
 
 def stored_rollups(influx, database, rp, measurements=ROLLUPS):
