@@ -51,6 +51,19 @@ std::string NeedEverySocket(const std::vector<std::string>& needs) {
 
 }  // namespace
 
+std::optional<DiagnosisOptions> DiagnosisFor(const AnalysisChoices& choices) {
+  if (!choices.close_wait_owners && !choices.listen_ports && !choices.port_pressure) {
+    return std::nullopt;
+  }
+  DiagnosisOptions diagnosis;
+  diagnosis.close_wait_owners = choices.close_wait_owners;
+  diagnosis.owners.top = choices.top_owners;
+  diagnosis.listen_inventory = choices.listen_ports;
+  diagnosis.max_listen_ports = static_cast<size_t>(choices.max_listen_ports);
+  diagnosis.port_pressure = choices.port_pressure;
+  return diagnosis;
+}
+
 std::vector<std::string> NeedsEverySocket(const CollectionRequest& request) {
   std::vector<std::string> needs;
   if (request.per_family) needs.push_back("the per-family split");

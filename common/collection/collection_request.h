@@ -70,6 +70,21 @@ struct CollectionRequest {
   bool queued_bytes = false;
 };
 
+// The analyses an adapter switches on, in the terms of its options (flags and <Plugin> options
+// bind to these fields): the execd and the collectd plugin turn each on and off alone.
+struct AnalysisChoices {
+  bool close_wait_owners = true;
+  int top_owners = 10;
+  bool listen_ports = true;
+  int max_listen_ports = 256;
+  // Off by default: it needs every ESTABLISHED and TIME_WAIT socket, i.e. a full dump every
+  // collection, which is what counter-assisted counting saves on busy servers.
+  bool port_pressure = false;
+};
+
+// What a request carries for `choices`: nullopt when every analysis is off (counts only).
+std::optional<DiagnosisOptions> DiagnosisFor(const AnalysisChoices& choices);
+
 // The features of `request` that need every socket in the dump, by name ("the per-family
 // split", "port pressure", "queued bytes"); empty when counters can serve it.
 std::vector<std::string> NeedsEverySocket(const CollectionRequest& request);

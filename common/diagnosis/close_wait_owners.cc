@@ -13,6 +13,18 @@
 
 namespace tcpstates {
 
+absl::string_view CgroupNarrowingName(CgroupNarrowing narrowing) {
+  switch (narrowing) {
+    case CgroupNarrowing::kUsed:
+      return "cgroup";
+    case CgroupNarrowing::kNoCgroupIds:
+      return "no_cgroup_ids";
+    case CgroupNarrowing::kNoCgroupFs:
+      return "no_cgroup_fs";
+  }
+  return "?";
+}
+
 std::string CloseWaitAttribution::Why() const {
   std::vector<std::string> reasons;
   if (not_accepted > 0) {
@@ -201,7 +213,8 @@ class CloseWaitOwners::Search {
     if (ages.empty()) return oldest;
     std::sort(ages.begin(), ages.end());
     for (const Holder& holder : holders_) {
-      auto it = std::lower_bound(ages.begin(), ages.end(), std::pair<uint64_t, uint32_t>(holder.inode, 0));
+      auto it = std::lower_bound(ages.begin(), ages.end(),
+                                 std::pair<uint64_t, uint32_t>(holder.inode, 0));
       if (it == ages.end() || it->first != holder.inode) continue;
       uint32_t& age = oldest[holder.pid];
       age = std::max(age, it->second);
@@ -278,8 +291,7 @@ CloseWaitAttribution CloseWaitOwners::Attribute() {
   CgroupNarrowing narrowing = CgroupNarrowing::kUsed;
   if (!pending_.empty() && !proc_hides_processes_) {
     absl::StatusOr<std::string> mountinfo = ReadSmallFile(options_.proc.Self("mountinfo"));
-    proc_hides_processes_ =
-        mountinfo.ok() && ProcHidesProcesses(*mountinfo, options_.proc.dir());
+    proc_hides_processes_ = mountinfo.ok() && ProcHidesProcesses(*mountinfo, options_.proc.dir());
   }
   Search search(this);
   search.ReuseKnownHolders();

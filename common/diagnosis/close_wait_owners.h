@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/diagnosis/process_table.h"
 #include "common/kernel/proc_files.h"
@@ -52,23 +53,25 @@ enum class CgroupNarrowing {
   kNoCgroupIds,  // the source reports no cgroup ids (/proc): every process searched
   kNoCgroupFs,   // the cgroup v2 filesystem is not reachable: every process searched
 };
+// "cgroup" | "no_cgroup_ids" | "no_cgroup_fs": how every adapter names it (owner_search).
+absl::string_view CgroupNarrowingName(CgroupNarrowing narrowing);
 
 struct CloseWaitAttribution {
   // Owners merged by (comm, unit) first, then the top N of them, most sockets first (ties:
   // by comm, then unit).
   std::vector<CloseWaitOwner> owners;
-  uint64_t attributed = 0;     // every socket a holder was found for
-  uint64_t other_sockets = 0;  // of those, held by owners beyond the top N
-  uint64_t other_owners = 0;   // how many owners that is
-  uint64_t unattributed = 0;   // CLOSE_WAIT sockets whose holder was not found
+  uint64_t attributed = 0;            // every socket a holder was found for
+  uint64_t other_sockets = 0;         // of those, held by owners beyond the top N
+  uint64_t other_owners = 0;          // how many owners that is
+  uint64_t unattributed = 0;          // CLOSE_WAIT sockets whose holder was not found
   std::optional<CloseWaitAges> ages;  // every CLOSE_WAIT socket's, when known
 
   // Why `unattributed` is not zero; several can hold at once.
-  uint64_t not_accepted = 0;       // still in a listener's accept queue: nobody holds them yet
-  uint64_t beyond_cap = 0;         // more CLOSE_WAIT sockets than the search remembers
-  int processes_unreadable = 0;    // fd tables this user may not read
-  int processes_hidden = 0;        // in a socket's cgroup but not visible in our /proc
-  int processes_failed = 0;        // fd tables that could not be opened otherwise (EMFILE...)
+  uint64_t not_accepted = 0;          // still in a listener's accept queue: nobody holds them yet
+  uint64_t beyond_cap = 0;            // more CLOSE_WAIT sockets than the search remembers
+  int processes_unreadable = 0;       // fd tables this user may not read
+  int processes_hidden = 0;           // in a socket's cgroup but not visible in our /proc
+  int processes_failed = 0;           // fd tables that could not be opened otherwise (EMFILE...)
   bool proc_hides_processes = false;  // /proc is mounted hidepid: others' processes are unlisted
   bool budget_exhausted = false;      // the search stopped at its fd or time budget
   CgroupNarrowing narrowing = CgroupNarrowing::kUsed;
@@ -135,7 +138,7 @@ class CloseWaitOwners {
   uint64_t beyond_cap_ = 0;
   std::optional<CloseWaitAges> ages_;
   std::vector<std::pair<uint64_t, uint32_t>> age_of_;  // (inode, ms), sorted by the search
-  std::vector<Holder> last_holders_;  // sorted by inode
+  std::vector<Holder> last_holders_;                   // sorted by inode
   // Where a search cut short by its budget resumes: (pid, fd); (0, 0) is from the start.
   std::pair<int, int> resume_from_{0, 0};
 };

@@ -1,11 +1,9 @@
 #include "common/kernel/counter_probe.h"
 
-#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/kernel/kernel_counters.h"
+#include "common/kernel/network_namespace.h"
 #include "common/kernel/posix_error.h"
 
 namespace tcpstates {
@@ -127,8 +126,8 @@ class ProbeConnections {
 
  private:
   static absl::Status Unavailable(absl::string_view what) {
-    return absl::UnavailableError(absl::StrCat(
-        "counter probe: ", PosixError(errno, what).message(), " (is loopback up?)"));
+    return absl::UnavailableError(
+        absl::StrCat("counter probe: ", PosixError(errno, what).message(), " (is loopback up?)"));
   }
   int listener_ = -1;
 };
@@ -214,12 +213,12 @@ absl::StatusOr<bool> Answer(absl::string_view question, ProbeOnce probe_once) {
 
 absl::StatusOr<CounterIdentities> ProbeCounterIdentities(CounterReader read_counters) {
   CounterIdentities identities;
-  absl::StatusOr<bool> close_wait = Answer("CurrEstab counts CLOSE_WAIT",
-                                           [&] { return ProbeCloseWaitOnce(read_counters); });
+  absl::StatusOr<bool> close_wait =
+      Answer("CurrEstab counts CLOSE_WAIT", [&] { return ProbeCloseWaitOnce(read_counters); });
   if (!close_wait.ok()) return close_wait.status();
   identities.curr_estab_includes_close_wait = *close_wait;
-  absl::StatusOr<bool> fin_wait2 = Answer("tw counts orphaned FIN_WAIT2",
-                                          [&] { return ProbeFinWait2Once(read_counters); });
+  absl::StatusOr<bool> fin_wait2 =
+      Answer("tw counts orphaned FIN_WAIT2", [&] { return ProbeFinWait2Once(read_counters); });
   if (!fin_wait2.ok()) return fin_wait2.status();
   identities.tw_includes_orphaned_fin_wait2 = *fin_wait2;
   return identities;
@@ -229,22 +228,6 @@ absl::StatusOr<CounterIdentities> ProbeCounterIdentities(CounterReader read_coun
 
 namespace tcpstates {
 namespace {
-
-absl::Status BringLoopbackUp() {
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return PosixError(errno, "socket");
-  ifreq request{};
-  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
-  absl::Status status;
-  if (ioctl(fd, SIOCGIFFLAGS, &request) != 0) {
-    status = PosixError(errno, "SIOCGIFFLAGS lo");
-  } else {
-    request.ifr_flags |= IFF_UP;
-    if (ioctl(fd, SIOCSIFFLAGS, &request) != 0) status = PosixError(errno, "SIOCSIFFLAGS lo");
-  }
-  close(fd);
-  return status;
-}
 
 // The probe on a thread of its own in a fresh network namespace: network namespaces are per
 // thread, so the rest of the process stays where it is, and everything the probe made goes

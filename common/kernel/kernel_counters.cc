@@ -45,7 +45,8 @@ absl::StatusOr<ListenCounters> ParseListenCounters(absl::string_view netstat) {
   std::optional<uint64_t> overflows = FieldOf(netstat, "TcpExt:", "ListenOverflows");
   std::optional<uint64_t> drops = FieldOf(netstat, "TcpExt:", "ListenDrops");
   if (!overflows || !drops) {
-    return absl::InvalidArgumentError("no TcpExt: ListenOverflows/ListenDrops in /proc/net/netstat");
+    return absl::InvalidArgumentError(
+        "no TcpExt: ListenOverflows/ListenDrops in /proc/net/netstat");
   }
   return ListenCounters{*overflows, *drops};
 }

@@ -1,11 +1,15 @@
 #include "common/kernel/network_namespace.h"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -33,6 +37,22 @@ absl::StatusOr<uint64_t> NetworkNamespaceInode(const std::string& ns_path) {
   struct stat st;
   if (stat(ns_path.c_str(), &st) != 0) return PosixError(errno, absl::StrCat("stat ", ns_path));
   return static_cast<uint64_t>(st.st_ino);
+}
+
+absl::Status BringLoopbackUp() {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return PosixError(errno, "socket");
+  ifreq request{};
+  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+  absl::Status status;
+  if (ioctl(fd, SIOCGIFFLAGS, &request) != 0) {
+    status = PosixError(errno, "SIOCGIFFLAGS lo");
+  } else {
+    request.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &request) != 0) status = PosixError(errno, "SIOCSIFFLAGS lo");
+  }
+  close(fd);
+  return status;
 }
 
 }  // namespace tcpstates

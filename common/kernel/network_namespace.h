@@ -26,6 +26,10 @@ absl::Status RunInNetworkNamespace(const std::string& ns_path, absl::FunctionRef
 // (another user's: CAP_SYS_PTRACE); a /run/netns file needs nothing.
 absl::StatusOr<uint64_t> NetworkNamespaceInode(const std::string& ns_path);
 
+// Sets the loopback interface of the calling thread's network namespace up: a fresh
+// namespace (unshare) starts with it down. Needs CAP_NET_ADMIN there.
+absl::Status BringLoopbackUp();
+
 }  // namespace tcpstates
 
 #endif  // TCPSTATES_COMMON_KERNEL_NETWORK_NAMESPACE_H_

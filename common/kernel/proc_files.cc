@@ -52,7 +52,9 @@ ProcRoot ProcRoot::WithNetOf(int pid) const {
   return root;
 }
 
-std::string ProcRoot::Net(absl::string_view name) const { return absl::StrCat(net_dir_, "/", name); }
+std::string ProcRoot::Net(absl::string_view name) const {
+  return absl::StrCat(net_dir_, "/", name);
+}
 
 std::string ProcRoot::Ipv4Sysctl(absl::string_view name) const {
   return absl::StrCat(dir_, "/sys/net/ipv4/", name);

@@ -65,18 +65,6 @@ std::string PortText(const ListenPort& port) {
                       port.sockets == 1 ? " socket)" : " sockets)");
 }
 
-absl::string_view NarrowingName(CgroupNarrowing narrowing) {
-  switch (narrowing) {
-    case CgroupNarrowing::kUsed:
-      return "cgroup";
-    case CgroupNarrowing::kNoCgroupIds:
-      return "no_cgroup_ids";
-    case CgroupNarrowing::kNoCgroupFs:
-      return "no_cgroup_fs";
-  }
-  return "?";
-}
-
 // "12.3s": how long a socket has not heard from its peer.
 std::string IdleText(uint32_t milliseconds) { return absl::StrFormat("%.1fs", milliseconds / 1e3); }
 
@@ -288,14 +276,14 @@ void AppendWhyJson(const Diagnosis& d, std::string* out) {
       if (o.oldest_ms) absl::StrAppend(out, ",\"age_seconds\":", Seconds(*o.oldest_ms));
       *out += "}";
     }
-    absl::StrAppend(out, "],\"close_wait_attributed\":", a.attributed,
-                    ",\"close_wait_other\":", a.other_sockets,
-                    ",\"close_wait_other_owners\":", a.other_owners,
-                    ",\"close_wait_unattributed\":", a.unattributed,
-                    ",\"processes_unreadable\":", a.processes_unreadable,
-                    ",\"processes_hidden\":", a.processes_hidden,
-                    ",\"attribution_budget_exhausted\":", a.budget_exhausted ? "true" : "false",
-                    ",\"owner_search\":\"", NarrowingName(a.narrowing), "\",\"close_wait_why\":");
+    absl::StrAppend(
+        out, "],\"close_wait_attributed\":", a.attributed,
+        ",\"close_wait_other\":", a.other_sockets, ",\"close_wait_other_owners\":", a.other_owners,
+        ",\"close_wait_unattributed\":", a.unattributed,
+        ",\"processes_unreadable\":", a.processes_unreadable,
+        ",\"processes_hidden\":", a.processes_hidden,
+        ",\"attribution_budget_exhausted\":", a.budget_exhausted ? "true" : "false",
+        ",\"owner_search\":\"", CgroupNarrowingName(a.narrowing), "\",\"close_wait_why\":");
     AppendJsonString(a.Why(), out);
     *out += ",";
     if (a.ages) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
@@ -103,26 +104,28 @@ auto ParseWord(const oconfig_item_t& item, absl::string_view accepted, Parse par
   return parsed;
 }
 
-// The true/false options, all parsed alike.
-struct BooleanOption {
-  const char* key;
-  bool PluginOptions::*field;
-};
-constexpr BooleanOption kBooleanOptions[] = {
+// The true/false options, all parsed alike: the plugin's own, and the analyses'.
+constexpr std::pair<const char*, bool PluginOptions::*> kBooleanOptions[] = {
     {"ReportByFamily", &PluginOptions::report_by_family},
     {"ReportListenChange", &PluginOptions::report_listen_change},
-    {"CloseWaitOwners", &PluginOptions::close_wait_owners},
-    {"ListenPorts", &PluginOptions::listen_ports},
     {"NotifyVanishedListeners", &PluginOptions::notify_vanished_listeners},
     {"NotifyNewListeners", &PluginOptions::notify_new_listeners},
     {"QueuedBytes", &PluginOptions::queued_bytes},
-    {"PortPressure", &PluginOptions::port_pressure},
     {"AllNamespaces", &PluginOptions::all_namespaces},
 };
+constexpr std::pair<const char*, bool AnalysisChoices::*> kAnalysisOptions[] = {
+    {"CloseWaitOwners", &AnalysisChoices::close_wait_owners},
+    {"ListenPorts", &AnalysisChoices::listen_ports},
+    {"PortPressure", &AnalysisChoices::port_pressure},
+};
 
-const BooleanOption* FindBooleanOption(absl::string_view key) {
-  for (const BooleanOption& option : kBooleanOptions) {
-    if (absl::EqualsIgnoreCase(key, option.key)) return &option;
+// The field the true/false option `key` sets; nullptr when `key` is not one.
+bool* FindBooleanOption(absl::string_view key, PluginOptions* options) {
+  for (const auto& [name, field] : kBooleanOptions) {
+    if (absl::EqualsIgnoreCase(key, name)) return &(options->*field);
+  }
+  for (const auto& [name, field] : kAnalysisOptions) {
+    if (absl::EqualsIgnoreCase(key, name)) return &(options->analyses.*field);
   }
   return nullptr;
 }
@@ -133,10 +136,10 @@ absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* opti
   for (int i = 0; i < block.children_num; ++i) {
     const oconfig_item_t& item = block.children[i];
     const absl::string_view key = item.key;
-    if (const BooleanOption* option = FindBooleanOption(key)) {
+    if (bool* field = FindBooleanOption(key, options)) {
       absl::StatusOr<bool> value = ParseBoolean(item);
       if (!value.ok()) return value.status();
-      options->*option->field = *value;
+      *field = *value;
     } else if (absl::EqualsIgnoreCase(key, "Source")) {
       absl::StatusOr<SourceKind> source = ParseWord(item, "auto, netlink or proc", ParseSourceKind);
       if (!source.ok()) return source.status();
@@ -149,7 +152,7 @@ absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* opti
     } else if (absl::EqualsIgnoreCase(key, "TopOwners")) {
       absl::StatusOr<int> value = ParsePositive(item, kMaxTopOwners);
       if (!value.ok()) return value.status();
-      options->top_owners = *value;
+      options->analyses.top_owners = *value;
     } else if (absl::EqualsIgnoreCase(key, "MaxNamespaces")) {
       absl::StatusOr<int> value = ParsePositive(item, kMaxMaxNamespaces);
       if (!value.ok()) return value.status();
@@ -165,7 +168,7 @@ absl::Status ParsePluginOptions(const oconfig_item_t& block, PluginOptions* opti
     } else if (absl::EqualsIgnoreCase(key, "MaxListenPorts")) {
       absl::StatusOr<int> value = ParsePositive(item, kMaxMaxListenPorts);
       if (!value.ok()) return value.status();
-      options->max_listen_ports = *value;
+      options->analyses.max_listen_ports = *value;
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown option \"", key, "\"; accepted options: ", kAcceptedOptions));
@@ -190,15 +193,7 @@ CollectionRequest PluginOptions::Request() const {
                             .local_ports = local_ports,
                             .remote_ports = remote_ports,
                             .queued_bytes = queued_bytes};
-  if (close_wait_owners || listen_ports || port_pressure) {
-    DiagnosisOptions diagnosis;
-    diagnosis.close_wait_owners = close_wait_owners;
-    diagnosis.owners.top = top_owners;
-    diagnosis.listen_inventory = listen_ports;
-    diagnosis.max_listen_ports = static_cast<size_t>(max_listen_ports);
-    diagnosis.port_pressure = port_pressure;
-    request.diagnosis = diagnosis;
-  }
+  request.diagnosis = DiagnosisFor(analyses);
   return request;
 }
 

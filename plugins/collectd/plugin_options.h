@@ -26,10 +26,8 @@ struct PluginOptions {
   CountingChoice counting = CountingChoice::kAuto;
   bool report_by_family = false;
   bool report_listen_change = true;
-  bool close_wait_owners = true;
-  int top_owners = 10;
-  bool listen_ports = true;
-  int max_listen_ports = 256;
+  AnalysisChoices
+      analyses;  // CloseWaitOwners, TopOwners, ListenPorts, MaxListenPorts, PortPressure
   bool notify_vanished_listeners = true;
   // A WARNING notification naming each port that started listening, with its processes.
   bool notify_new_listeners = true;
@@ -39,9 +37,6 @@ struct PluginOptions {
   std::vector<uint16_t> remote_ports;
   // Recv-Q and Send-Q sums (needs every socket: full dumps).
   bool queued_bytes = false;
-  // Off by default: it needs every ESTABLISHED and TIME_WAIT socket, i.e. a full dump at
-  // every read, which is what counter-assisted counting saves on busy servers.
-  bool port_pressure = false;
   // Every network namespace of the host, each under plugin instances of its own.
   bool all_namespaces = false;
   int max_namespaces = 256;

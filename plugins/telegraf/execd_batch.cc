@@ -103,18 +103,6 @@ std::string StoredTagValue(absl::string_view value) {
   return line_protocol::EscapeKeyOrTagValue(value);
 }
 
-absl::string_view OwnerSearchName(CgroupNarrowing narrowing) {
-  switch (narrowing) {
-    case CgroupNarrowing::kUsed:
-      return "cgroup";
-    case CgroupNarrowing::kNoCgroupIds:
-      return "no_cgroup_ids";
-    case CgroupNarrowing::kNoCgroupFs:
-      return "no_cgroup_fs";
-  }
-  return "?";
-}
-
 absl::Status AppendCloseWait(const CloseWaitAttribution& attribution, const LineContext& context,
                              std::string* out) {
   // The core merged owners by (comm, unit). pid is a field, so two owners whose names are
@@ -158,7 +146,7 @@ absl::Status AppendCloseWait(const CloseWaitAttribution& attribution, const Line
       .AddInt("processes_hidden", attribution.processes_hidden)
       .AddInt("processes_failed", attribution.processes_failed)
       .AddInt("budget_exhausted", attribution.budget_exhausted ? 1 : 0)
-      .AddString("owner_search", OwnerSearchName(attribution.narrowing))
+      .AddString("owner_search", CgroupNarrowingName(attribution.narrowing))
       .AddString("why", attribution.Why());
   if (attribution.ages) {
     summary.AddFloat("age_seconds", Seconds(attribution.ages->oldest_ms))

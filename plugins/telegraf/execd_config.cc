@@ -45,32 +45,25 @@ CollectionRequest ExecdConfig::Request() const {
                             .local_ports = local_ports,
                             .remote_ports = remote_ports,
                             .queued_bytes = queued_bytes};
-  if (close_wait_owners || listen_ports || port_pressure) {
-    DiagnosisOptions diagnosis;
-    diagnosis.close_wait_owners = close_wait_owners;
-    diagnosis.owners.top = top;
-    diagnosis.listen_inventory = listen_ports;
-    diagnosis.max_listen_ports = static_cast<size_t>(max_listen_ports);
-    diagnosis.port_pressure = port_pressure;
-    request.diagnosis = diagnosis;
-  }
+  request.diagnosis = DiagnosisFor(analyses);
   return request;
 }
 
 // The flags of the analyses and the per-port counts.
 void AddDiagnosisFlags(ExecdConfig* c, command_line::Flags* flags) {
   (*flags)
-      .Bool("close-wait-owners", &c->close_wait_owners,
+      .Bool("close-wait-owners", &c->analyses.close_wait_owners,
             "When there are CLOSE_WAIT sockets, name the processes holding them "
             "(tcpstates_close_wait, tcpstates_close_wait_summary).")
-      .Int("top", &c->top, 0, 1000, "How many CLOSE_WAIT owners to name per gather.")
-      .Bool("listen-ports", &c->listen_ports,
+      .Int("top", &c->analyses.top_owners, 0, 1000,
+           "How many CLOSE_WAIT owners to name per gather.")
+      .Bool("listen-ports", &c->analyses.listen_ports,
             "One tcpstates_listen line per listening port, and tcpstates_listen_vanished for "
             "ports that stopped listening since the previous gather.")
-      .Int("max-listen-ports", &c->max_listen_ports, 1, 65536,
+      .Int("max-listen-ports", &c->analyses.max_listen_ports, 1, 65536,
            "At most this many tcpstates_listen lines per gather (bounded series cardinality); "
            "ports already reported keep their place until they vanish.")
-      .Bool("port-pressure", &c->port_pressure,
+      .Bool("port-pressure", &c->analyses.port_pressure,
             "The remote endpoint closest to exhausting the ephemeral port range "
             "(tcpstates_port_pressure). Needs every ESTABLISHED and TIME_WAIT socket: a full "
             "dump every gather.")

@@ -23,11 +23,7 @@ struct ExecdConfig {
   BatchOptions batch;
   SourceKind source = SourceKind::kAuto;
   CountingChoice counting = CountingChoice::kAuto;
-  bool close_wait_owners = true;
-  int top = 10;
-  bool listen_ports = true;
-  int max_listen_ports = 256;
-  bool port_pressure = false;
+  AnalysisChoices analyses;
   LogLevel stderr_level = LogLevel::kInfo;
   std::vector<uint16_t> local_ports;
   std::vector<uint16_t> remote_ports;

@@ -111,8 +111,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   tcpstates::PluginOptions options;
   absl::Status status = tcpstates::ParsePluginOptions(block, &options);
   if (status.ok()) {
-    if (options.top_owners < 1 || options.top_owners > tcpstates::kMaxTopOwners) std::abort();
-    if (options.max_listen_ports < 1 || options.max_listen_ports > tcpstates::kMaxMaxListenPorts)
+    if (options.analyses.top_owners < 1 || options.analyses.top_owners > tcpstates::kMaxTopOwners)
+      std::abort();
+    if (options.analyses.max_listen_ports < 1 ||
+        options.analyses.max_listen_ports > tcpstates::kMaxMaxListenPorts)
       std::abort();
     // An accepted configuration is one the core can serve.
     if (!tcpstates::ValidateRequest(options.Request()).ok()) std::abort();

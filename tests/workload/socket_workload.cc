@@ -2,12 +2,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -17,6 +15,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/kernel/network_namespace.h"
 #include "common/kernel/posix_error.h"
 
 namespace tcpstates::workload {
@@ -201,18 +200,7 @@ absl::Status BuildBoundOnly(Family family, int count, Holdings* holdings) {
 
 absl::Status EnterFreshNetworkNamespace(absl::string_view port_range) {
   if (unshare(CLONE_NEWNET) != 0) return PosixError(errno, "unshare(CLONE_NEWNET)");
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return PosixError(errno, "socket");
-  ifreq request{};
-  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
-  absl::Status status;
-  if (ioctl(fd, SIOCGIFFLAGS, &request) != 0) {
-    status = PosixError(errno, "SIOCGIFFLAGS lo");
-  } else {
-    request.ifr_flags |= IFF_UP;
-    if (ioctl(fd, SIOCSIFFLAGS, &request) != 0) status = PosixError(errno, "SIOCSIFFLAGS lo");
-  }
-  close(fd);
+  absl::Status status = BringLoopbackUp();
   if (!status.ok()) return status;
   // Active closes must leave TIME_WAIT sockets, and big populations need big backlogs.
   for (auto [path, value] : {std::pair{"/proc/sys/net/ipv4/tcp_tw_reuse", "0"},
