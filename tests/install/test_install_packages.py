@@ -22,6 +22,7 @@ Needs root, apt-get with package lists, and the build's tests (the socket worklo
 
 import glob
 import grp
+import json
 import os
 import re
 import shutil
@@ -46,6 +47,13 @@ OURS = ["tcpstates", "tcpstates-collectd"]
 SNAPSHOT_ROOTS = ["/etc", "/usr", "/var/lib/collectd"]
 RRD_ROOT = "/var/lib/collectd/rrd"
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+# What a run is about to install, written before it installs and removed by its purge: a run
+# killed in between (a ctest timeout) leaves it, and the next run purges what it names instead
+# of taking our packages for an operator's and skipping forever.
+STATE_FILE = "/var/lib/tcpstates-install-test.json"
+# In the environment of the collectd this test starts: how the next run finds it if it outlived
+# a killed run.
+COLLECTD_MARKER = "TCPSTATES_INSTALL_TEST_COLLECTD=1"
 # Counts per family in the namespace collectd and tcpstates-execd read.
 WORKLOAD = dict(listen=3, established=4, close_wait=2)
 
@@ -64,6 +72,45 @@ def installed_packages():
 def package_states(names):
     out = run(["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Abbrev}\n"] + names).stdout
     return {line.split("\t")[0]: line.split("\t")[1].strip() for line in out.splitlines()}
+
+
+def collectds_started_here():
+    """pids of the collectd processes a run of this test started (COLLECTD_MARKER)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                if comm.read().strip() != "collectd":
+                    continue
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if COLLECTD_MARKER.encode() in environ.read().split(b"\0"):
+                    pids.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def recover_from_killed_run():
+    """Undo what a killed earlier run left: its collectd, and the packages it installed."""
+    for pid in collectds_started_here():
+        print(f"recovering: killing collectd {pid}, left by an earlier run", file=sys.stderr)
+        os.kill(pid, signal.SIGKILL)
+    if not wait_for(lambda: not collectds_started_here(), timeout=10):
+        raise RuntimeError(f"leftover collectd {collectds_started_here()} does not die")
+    if os.path.exists(STATE_FILE):
+        with open(STATE_FILE) as f:
+            state = json.load(f)
+        before = set(state["installed_before"])
+        if state["created_policy_rc_d"] and os.path.exists("/usr/sbin/policy-rc.d"):
+            os.unlink("/usr/sbin/policy-rc.d")
+        leftover = sorted((installed_packages() - before) | {
+            p for p, state in package_states(OURS).items() if state.startswith(("ii", "rc"))})
+        print(f"recovering: purging {leftover}, left by an earlier run", file=sys.stderr)
+        if leftover:
+            result = run(["apt-get", "purge", "-y", "-q"] + leftover, env=APT_ENV)
+            if result.returncode != 0:
+                raise RuntimeError(f"purging {leftover} failed: {result.stdout}{result.stderr}")
+        os.unlink(STATE_FILE)
 
 
 def rrd_last_value(path):
@@ -150,11 +197,12 @@ class InstallPackagesTest(unittest.TestCase):
             self.skipTest("installs packages: needs root")
         if not shutil.which("apt-get") or not CPACK_CONFIG:
             self.skipTest("needs apt-get and TCPSTATES_CPACK_CONFIG (run through ctest)")
+        recover_from_killed_run()
         already = [p for p in OURS if package_states([p]).get(p, "").startswith(("ii", "rc"))]
         if already:
-            self.skipTest(f"{already} already installed: not touching an operator's packages")
+            self.skipTest(f"{already} installed, not by this test: not touching an operator's packages")
         if run(["pgrep", "-x", "collectd"]).returncode == 0:
-            self.skipTest("a collectd is running here; this test starts Debian's own")
+            self.skipTest("a collectd this test did not start is running here; the test starts Debian's own")
         self.before = installed_packages()
         self.tree_before = snapshot()
         self.tmp = tempfile.mkdtemp(prefix="tcpstates-install-")
@@ -172,6 +220,8 @@ class InstallPackagesTest(unittest.TestCase):
         if new:
             result = run(["apt-get", "purge", "-y", "-q"] + new, env=APT_ENV)
             self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        if os.path.exists(STATE_FILE):
+            os.unlink(STATE_FILE)
         for directory in self.rrd_dirs_created():
             shutil.rmtree(directory)
         for directory in (RRD_ROOT, os.path.dirname(RRD_ROOT)):
@@ -203,11 +253,14 @@ class InstallPackagesTest(unittest.TestCase):
         """apt-get install of the .debs and what they recommend (apt's default pulls those in),
         but not what the recommended packages recommend in turn (collectd's sixty libraries)."""
         policy = "/usr/sbin/policy-rc.d"
-        if not os.path.exists(policy):  # collectd's postinst would start the service
+        created_policy = not os.path.exists(policy)
+        if created_policy:  # collectd's postinst would start the service
             with open(policy, "w") as out:
                 out.write("#!/bin/sh\nexit 101\n")
             os.chmod(policy, 0o755)
             self.addCleanup(os.unlink, policy)
+        with open(STATE_FILE, "w") as state:
+            json.dump({"installed_before": sorted(self.before), "created_policy_rc_d": created_policy}, state)
         recommended = [name.split()[0] for deb in debs for name in deb_field(deb, "Recommends").split(",") if name]
         self.assertEqual(recommended, ["collectd"])
         # What apt's default (recommends on) would do here: install collectd with the plugin.
@@ -299,7 +352,8 @@ class InstallPackagesTest(unittest.TestCase):
             collectd = subprocess.Popen(
                 syslog.wrap(workload.nsenter(["/usr/sbin/collectd", "-f", "-C",
                                               "/etc/collectd/collectd.conf"])),
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                env=dict(os.environ, **dict([COLLECTD_MARKER.split("=")])))
 
             def stop_collectd():
                 if collectd.poll() is None:
