@@ -262,16 +262,35 @@ absl::Status NetlinkSocketTable::DumpOnce(bool legacy, uint8_t family, const Dum
     ssize_t received = recvmsg(fd_, &message, 0);
     if (received < 0) {
       if (errno == EINTR) continue;
-      return PosixError(errno, "sock_diag receive");
+      absl::Status status = PosixError(errno, "sock_diag receive");
+      DiscardRestOfDump(seq);
+      return status;
     }
     if (received == 0) return absl::UnavailableError("sock_diag: netlink socket closed");
     if (message.msg_flags & MSG_TRUNC) {
+      DiscardRestOfDump(seq);
       return absl::InternalError("sock_diag: a reply did not fit the receive buffer");
     }
     absl::StatusOr<DumpProgress> progress = WalkDiagMessages(
         absl::MakeConstSpan(buffer_.get(), static_cast<size_t>(received)), seq, visitor, stats);
     if (!progress.ok()) return progress.status();
     if (*progress == DumpProgress::kDone) return absl::OkStatus();
+  }
+}
+
+void NetlinkSocketTable::DiscardRestOfDump(uint32_t seq) {
+  // The kernel builds each next part of a dump as the last one is read, and answers a new
+  // request on a socket whose dump is unfinished with EBUSY: read this one to its end (or
+  // until nothing more comes), so that the next collection can dump again.
+  WalkStats ignored;
+  for (;;) {
+    ssize_t received = recv(fd_, buffer_.get(), kReceiveBufferSize, MSG_DONTWAIT);
+    if (received < 0 && errno == EINTR) continue;
+    if (received <= 0) return;
+    absl::StatusOr<DumpProgress> progress = WalkDiagMessages(
+        absl::MakeConstSpan(buffer_.get(), static_cast<size_t>(received)), seq,
+        [](const SocketRecord&) {}, &ignored);
+    if (!progress.ok() || *progress == DumpProgress::kDone) return;
   }
 }
 

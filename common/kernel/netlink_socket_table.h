@@ -86,6 +86,8 @@ class NetlinkSocketTable {
   // Sends one dump request and receives its reply to the end.
   absl::Status DumpOnce(bool legacy, uint8_t family, const DumpRequest& request,
                         SocketVisitor visitor, WalkStats* stats);
+  // After a failed receive: reads and drops what is left of dump `seq`.
+  void DiscardRestOfDump(uint32_t seq);
 
   int fd_ = -1;
   uint32_t seq_ = 0;

@@ -48,9 +48,10 @@ class Collectd:
     `ours` comes after PluginDir points at the build tree and must load tcpstates.
     """
 
-    def __init__(self, workload, directory, ours, stock="", preexec_fn=None):
+    def __init__(self, workload, directory, ours, stock="", preexec_fn=None, env=None):
         self.workload = workload
         self.preexec_fn = preexec_fn
+        self.env = env  # instead of os.environ (faults.env(): the netlink fault library)
         self.directory = directory
         self.config = os.path.join(directory, "collectd.conf")
         self.log_path = os.path.join(directory, "collectd.log")
@@ -82,11 +83,11 @@ PluginDir "{os.path.dirname(binary("plugins/collectd/tcpstates.so"))}"
 """)
 
     def __enter__(self):
-        env = dict(os.environ)
+        env = dict(self.env or os.environ)
         # An ASan-built plugin needs the sanitizer runtimes loaded before anything else.
         preload = os.environ.get("TCPSTATES_SANITIZER_PRELOAD", "")
         if preload:
-            env["LD_PRELOAD"] = preload
+            env.setdefault("LD_PRELOAD", preload)  # faults.env() preloads them first itself
             env["ASAN_OPTIONS"] = "detect_leaks=0"  # collectd itself leaks at exit
         self.output = open(self.output_path, "w")
         self.process = subprocess.Popen(
@@ -212,9 +213,9 @@ class CollectdPluginTest(unittest.TestCase):
         self.assertEqual(workload.settle(), workload.expected)
         return workload
 
-    def daemon(self, workload, ours, stock="", preexec_fn=None):
+    def daemon(self, workload, ours, stock="", preexec_fn=None, env=None):
         directory = self.enterContext(TempDir())
-        return self.enterContext(Collectd(workload, directory, ours, stock, preexec_fn))
+        return self.enterContext(Collectd(workload, directory, ours, stock, preexec_fn, env))
 
     def wait_for_counts(self, daemon, plugin_instance):
         values = wait_for(lambda: daemon.counts(plugin_instance), DAEMON_TIMEOUT)

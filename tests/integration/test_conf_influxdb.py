@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import urllib.parse
@@ -57,9 +58,11 @@ class _Execd:
     """tcpstates-execd --signal=stdin in a namespace; gather() returns one batch of lines."""
 
     def __init__(self, workload, execd, argv):
+        # stderr to a file (a pipe nobody reads could fill): finish() checks it.
+        self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(workload.nsenter([execd, "--signal=stdin"] + argv),
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL)
+                                        stderr=self.stderr)
         self.pending = None
         self.batches = []
 
@@ -84,6 +87,14 @@ class _Execd:
         rest = self.process.stdout.read().splitlines()
         self.process.wait(timeout=10)
         self.process.stdout.close()
+        self.stderr.seek(0)
+        stderr = self.stderr.read().decode(errors="replace")
+        self.stderr.close()
+        # Exit 0 on stdin EOF, and only informational lines on stderr: an E! line, or anything
+        # unprefixed (a sanitizer report), fails the scenario.
+        if self.process.returncode != 0 or any(not line.startswith(("I! ", "W! "))
+                                               for line in stderr.splitlines()):
+            raise RuntimeError(f"tcpstates-execd exited {self.process.returncode}:\n{stderr}")
         self.pending.extend(rest)
         self.batches.append(self.pending)
         return self.batches
@@ -553,9 +564,18 @@ class ConfInfluxDBTest(unittest.TestCase):
             return rows if {k[0] for k in rows} >= {"tcpstates", "tcpstates_listen", "tcpstates_port_pressure"} and \
                 len({k[1] for k in rows}) >= 3 else None
         self.assertTrue(harness.wait_for(written, timeout=20, interval=0.5), "the continuous queries wrote nothing")
-        time.sleep(1.5)  # one more run: every measurement's CQ has run at least once
-        stored = written()
-        expected = rollups.expected_rollups(self.points, buckets={k[1] for k in stored})
+
+        def complete():
+            """(stored, expected) once every measurement's CQ has written its rows."""
+            stored = written()
+            expected = rollups.expected_rollups(self.points, buckets={k[1] for k in stored})
+            return (stored, expected) if stored == expected else None
+        # Each CQ runs every second, each on its own schedule: wait for all of them, generously.
+        found = harness.wait_for(complete, timeout=60, interval=0.5)
+        if found is None:  # the assertions below say what differs
+            stored = written()
+            found = stored, rollups.expected_rollups(self.points, buckets={k[1] for k in stored})
+        stored, expected = found
         self.assertEqual(set(stored), set(expected))
         for key in sorted(expected):
             self.assertEqual(stored[key], expected[key], key)

@@ -12,6 +12,7 @@ import subprocess
 import time
 import unittest
 
+import faults
 import harness
 from execd_emulator import ExecdEmulator
 from influxdb import InfluxDB, require_influxd
@@ -79,6 +80,19 @@ class ExecdTestCase(unittest.TestCase):
             for key, kind in point.field_types.items():
                 self.assertEqual(kind, "integer", f"{key} must be an i-suffixed integer")
 
+    def assert_no_gather_owed(self, execd, count, lines_per_batch=1):
+        """`count` lines so far, and no gather still owed for the triggers sent: one more
+        trigger is served after whatever the earlier ones still owe (stdin and signals are
+        read in order), so its batch must be exactly the next one - an extra gather, however
+        late, would come first, and its timestamp would be older than this trigger."""
+        sent_ns = time.time_ns()
+        execd.trigger()
+        lines = execd.wait_for_lines(count + lines_per_batch, timeout=10)
+        self.assertEqual(len(lines), count + lines_per_batch, execd.stderr_text())
+        for line in lines[count:]:
+            self.assertGreaterEqual(line.point.timestamp, sent_ns - 5_000_000,
+                                    "a line owed to an earlier trigger came after it")
+
     def assert_batch(self, batch, workload, by_family=False, measurement="tcpstates",
                      netstat=False):
         families = [None] + (["ipv4", "ipv6"] if by_family else [])
@@ -142,20 +156,19 @@ class StdinSignalTest(ExecdTestCase):
                 # One write holding 50 newlines: one gather.
                 execd.write_stdin(b"\n" * 50)
                 execd.wait_for_lines(2)
-                time.sleep(0.5)
-                self.assertEqual(len(execd.lines), 2)
+                self.assert_no_gather_owed(execd, 2)
                 # 100 separate newlines while the process cannot run (as if a gather took
                 # that long): they coalesce into one gather, never a backlog.
                 os.kill(execd.process.pid, signal.SIGSTOP)
                 for _ in range(100):
                     execd.write_stdin(b"\n")
                 os.kill(execd.process.pid, signal.SIGCONT)
-                execd.wait_for_lines(3)
-                time.sleep(0.5)
-                self.assertEqual(len(execd.lines), 3)
+                execd.wait_for_lines(4)
+                self.assert_no_gather_owed(execd, 4)
                 for line in execd.lines:
                     self.assert_batch([line], workload)
                 self.assert_well_behaved(execd)
+                self.assertEqual(len(execd.lines), 5, "no gather came after the last one asked for")
 
     def test_a_newline_followed_by_eof_still_prints_its_batch(self):
         with harness.Workload(listen=10) as workload:
@@ -178,8 +191,7 @@ class SignalModesTest(ExecdTestCase):
                         # up its signalfd once it says it started.
                         self.assertTrue(wait_for_stderr(execd, "started: signal="))
                         execd.write_stdin(b"\n")  # not a trigger in signal modes
-                        time.sleep(0.3)
-                        self.assertEqual(execd.lines, [])
+                        self.assert_no_gather_owed(execd, 0, lines_per_batch=3)
                         batches = execd.run_intervals(2, 0.3, lines_per_batch=3)
                         for batch in batches:
                             self.assert_batch(batch, workload, by_family=True)
@@ -188,23 +200,27 @@ class SignalModesTest(ExecdTestCase):
                         for _ in range(5):
                             execd.trigger()
                         os.kill(execd.process.pid, signal.SIGCONT)
-                        execd.wait_for_lines(9)
-                        time.sleep(0.3)
-                        self.assertEqual(len(execd.lines), 9)
+                        execd.wait_for_lines(12)
+                        self.assert_no_gather_owed(execd, 12, lines_per_batch=3)
                         self.assert_well_behaved(execd)
+                        self.assertEqual(len(execd.lines), 15)
 
     def test_none_gathers_on_its_own_at_interval_boundaries(self):
         with harness.Workload(listen=25, close_wait=25) as workload:
             workload.settle()
             argv = execd_argv(workload, "--signal=none", "--interval=1s")
+            # Started half-way through a second: a timer counting from the start would gather
+            # near the half seconds, an aligned one just after the whole seconds.
+            time.sleep((1.5e9 - time.time_ns() % 1_000_000_000) % 1e9 / 1e9)
             with ExecdEmulator(argv, signal="none") as execd:
-                execd.wait_for_lines(3, timeout=4.5)
+                execd.wait_for_lines(3, timeout=10)
                 self.assert_well_behaved(execd)
             self.assertGreaterEqual(len(execd.lines), 3)
             stamps = [line.point.timestamp for line in execd.lines]
             for stamp in stamps:
-                # Aligned: the gather starts just after a whole second.
-                self.assertLess(stamp % 1_000_000_000, 150_000_000, stamps)
+                # Aligned: the gather starts after a whole second, well before the half (a
+                # generous bound for a loaded sanitizer build; unaligned would be >= 500 ms).
+                self.assertLess(stamp % 1_000_000_000, 400_000_000, stamps)
             seconds = [stamp // 1_000_000_000 for stamp in stamps]
             self.assertEqual(seconds, list(range(seconds[0], seconds[0] + len(seconds))))
             for line in execd.lines:
@@ -258,24 +274,38 @@ class LifecycleTest(ExecdTestCase):
                         self.assertTrue(wait_for_stderr(execd, f"stopping: {stop_signal.name}"))
 
     def test_sigterm_during_a_gather_finishes_the_batch_then_exits(self):
-        with harness.Workload(**WORKLOAD) as workload:
+        # Every netlink receive made 150 ms slow (faults.py): a gather takes 300 ms or more,
+        # and SIGTERM is sent once its dump request has gone out, so it lands mid-gather -
+        # which the fault library's log proves, receive by receive.
+        with harness.Workload(listen=20, established=20, close_wait=20, time_wait=20) as workload, \
+                harness.TempDir() as directory:
             workload.settle()
-            for attempt in range(10):
+            log = os.path.join(directory, "faults.log")
+            for attempt in range(2):
                 with self.subTest(attempt=attempt):
-                    with ExecdEmulator(execd_argv(workload, "--by-family")) as execd:
+                    env = faults.env(log=log, recv_delay_ms=150)
+                    with ExecdEmulator(execd_argv(workload, "--by-family", "--counting=full"),
+                                       env=env) as execd:
                         execd.trigger()
                         execd.wait_for_lines(3)
-                        # The newline wakes it and a gather of ~3000 sockets starts at once;
-                        # SIGTERM lands during that gather or right before it.
-                        execd.process.stdin.write(b"\n")
-                        execd.process.stdin.flush()
+                        requests = len(faults.events(log, "request"))
+                        execd.trigger()
+                        self.assertTrue(harness.wait_for(
+                            lambda: len(faults.events(log, "request")) > requests, 5, 0.002))
+                        sent_ns = time.monotonic_ns()
                         execd.process.send_signal(signal.SIGTERM)
-                        self.assertEqual(execd.wait_exit(1.0), 0)
+                        self.assertEqual(execd.wait_exit(1.0), 0, execd.stderr_text())
                         execd.stop()
                         self.assert_well_behaved(execd)
                         # The asked-for batch was completed, whole, then it stopped.
                         self.assertEqual(len(execd.lines), 6)
                         self.assert_batch(execd.lines[3:], workload, by_family=True)
+                        # SIGTERM came after the gather's request and before its last receive.
+                        requested = faults.events(log, "request")[-1][0]
+                        received = faults.events(log, "recv")[-1][0]
+                        self.assertLess(requested, sent_ns)
+                        self.assertLess(sent_ns, received)
+                    os.unlink(log)
 
     def test_stdout_closed_by_the_reader_ends_it_cleanly(self):
         with harness.Workload(listen=5) as workload:
@@ -327,15 +357,52 @@ class LifecycleTest(ExecdTestCase):
                 self.assertEqual(result.stdout, b"")
                 # One line, with Telegraf's error prefix, pointing at --help.
                 self.assertRegex(result.stderr, rb"\AE! tcpstates-execd: [^\n]+ \(see --help\)\n\Z")
-        # Both spellings of the documented flags work.
-        for flag in ("--by-family", "--by_family", "--netstat-compat", "--netstat_compat",
-                     "--close-wait-owners=false", "--noclose-wait-owners", "--nolisten_ports",
-                     "--max-listen-ports=1", "--port-pressure", "--counting=full"):
-            result = subprocess.run([binary, flag, "--once"], capture_output=True, timeout=5)
-            self.assertEqual(result.returncode, 0, (flag, result.stderr))
         result = subprocess.run([binary, "--version"], capture_output=True, timeout=5)
         self.assertEqual(result.returncode, 0)
         self.assertTrue(result.stdout.startswith(b"tcpstates-execd "), result.stdout)
+
+
+class FlagSpellingTest(ExecdTestCase):
+    def test_both_spellings_of_each_flag_do_what_it_says(self):
+        """Each documented flag, spelled with - and with _, changes the batch as documented
+        (and the default does not already look that way)."""
+        def measurements(lines):
+            return [line.point.measurement for line in lines]
+
+        cases = {  # spellings -> a check of (batch lines, stderr)
+            ("--by-family", "--by_family"): lambda lines, _: sorted(
+                str(l.point.tags.get("family")) for l in lines if l.point.measurement == "tcpstates")
+            == ["None", "ipv4", "ipv6"],
+            ("--netstat-compat", "--netstat_compat"): lambda lines, _:
+            "netstat" in measurements(lines) and "tcpstates" not in measurements(lines),
+            ("--close-wait-owners=false", "--noclose-wait-owners", "--noclose_wait_owners",
+             "--close_wait_owners=false"): lambda lines, _:
+            not any(m.startswith("tcpstates_close_wait") for m in measurements(lines)),
+            ("--nolisten-ports", "--nolisten_ports", "--listen_ports=false"): lambda lines, _:
+            not any(m.startswith("tcpstates_listen") for m in measurements(lines)),
+            ("--max-listen-ports=1", "--max_listen_ports=1"): lambda lines, _:
+            measurements(lines).count("tcpstates_listen") == 1,
+            ("--port-pressure", "--port_pressure"): lambda lines, _:
+            "tcpstates_port_pressure" in measurements(lines),
+            ("--counting=full",): lambda _, stderr: "I! counting: full" in stderr,
+        }
+        with harness.Workload(families="ipv4", listen=3, established=2, close_wait=2) as workload:
+            workload.settle()
+
+            def once(*flags):
+                result = workload.run([harness.binary(EXECD), "--once", *flags])
+                self.assertEqual(result.returncode, 0, (flags, result.stderr))
+                with ExecdEmulator(["cat"]) as parse:  # the emulator's line-protocol parser
+                    parse.write_stdin(result.stdout.encode())
+                    parse.stop()
+                self.assertEqual(parse.parse_errors(), [])
+                return parse.lines, result.stderr
+            default = once()
+            for spellings, check in cases.items():
+                with self.subTest(flag=spellings[0]):
+                    self.assertFalse(check(*default), f"the default already passes {spellings[0]}")
+                    for flag in spellings:
+                        self.assertTrue(check(*once(flag)), flag)
 
 
 class NetstatCompatTest(ExecdTestCase):
