@@ -568,6 +568,8 @@ class ConfInfluxDBTest(unittest.TestCase):
         def complete():
             """(stored, expected) once every measurement's CQ has written its rows."""
             stored = written()
+            if stored is None:
+                return None
             expected = rollups.expected_rollups(self.points, buckets={k[1] for k in stored})
             return (stored, expected) if stored == expected else None
         # Each CQ runs every second, each on its own schedule: wait for all of them, generously.

@@ -21,6 +21,7 @@ hour to end.
 """
 
 import os
+import re
 import time
 import tomllib
 import unittest
@@ -65,6 +66,52 @@ def line(measurement, tags, fields, timestamp):
     tag_text = "".join(f",{k}={v}" for k, v in sorted(tags.items()))
     field_text = ",".join(f"{k}={field_value(v)}" for k, v in fields.items())
     return f"{measurement}{tag_text} {field_text} {timestamp}"
+
+
+def select_lists(path):
+    """{measurement written INTO tcpstates_15m: {alias: (function, raw field)}} from an .iql
+    file's SELECT lists, and [items that are not `function("field") AS "alias"`]."""
+    text = "\n".join(line.split("--")[0] for line in open(path).read().splitlines())
+    found, odd = {}, []
+    for select, measurement in re.findall(
+            r'SELECT\s+(.*?)\s+INTO "telegraf"\."tcpstates_15m"\."(\w+)"', text, re.S):
+        if measurement in found:
+            odd.append(f"{measurement} written twice")
+        aliases = found.setdefault(measurement, {})
+        for item in (i.strip() for i in select.split(",")):
+            match = re.fullmatch(r'(\w+)\("(\w+)"\) AS "(\w+)"', item)
+            if not match:
+                odd.append(f"{measurement}: {item}")
+                continue
+            function, field, alias = match.groups()
+            if alias in aliases:
+                odd.append(f"{measurement}: {alias} twice")
+            aliases[alias] = (function, field)
+    return found, odd
+
+
+class IqlMatchesTheDocumentedTableTest(unittest.TestCase):
+    """Every alias of both shipped .iql files, with its function and raw field, is the one
+    conf/README.md documents (rollups.ROLLUPS, written by hand), and every documented alias is
+    there: read statically, so also for fields a test scenario never produces."""
+
+    def test_every_alias_both_ways(self):
+        for path in (rollups.IQL, rollups.BACKFILL):
+            with self.subTest(file=os.path.basename(path)):
+                found, odd = select_lists(path)
+                self.assertEqual(odd, [])
+                self.assertEqual(set(found), set(rollups.ROLLUPS))
+                for measurement, documented in rollups.ROLLUPS.items():
+                    shipped = found.get(measurement, {})
+                    for alias in sorted(set(documented) | set(shipped)):
+                        self.assertEqual(shipped.get(alias), documented.get(alias),
+                                         f"{measurement}.{alias}: shipped vs documented")
+
+    def test_continuous_queries_are_named_after_their_measurement(self):
+        text = open(rollups.IQL).read()
+        created = re.findall(r'CREATE CONTINUOUS QUERY "(\w+)" ON "telegraf" RESAMPLE FOR 1h BEGIN\s+'
+                             r'SELECT.*?INTO "telegraf"\."tcpstates_15m"\."(\w+)"', text, re.S)
+        self.assertEqual(sorted(created), sorted((f"{m}_15m", m) for m in rollups.ROLLUPS))
 
 
 class RollupsTestCase(unittest.TestCase):
