@@ -17,17 +17,22 @@ installed here, so tests hold the binary to the contract directly; see
 Python stdlib only.
 """
 
+import fcntl
 import os
 import re
 import select
 import signal as signals
+import struct
 import subprocess
+import termios
 import threading
 import time
 from dataclasses import dataclass, field
 
 LEVEL_PREFIXES = {"E! ": "error", "W! ": "warn", "I! ": "info", "D! ": "debug", "T! ": "trace"}
 TRIGGER_SIGNALS = {"SIGHUP": signals.SIGHUP, "SIGUSR1": signals.SIGUSR1, "SIGUSR2": signals.SIGUSR2}
+# poll(2) and ppoll(2), where a trigger-driven program waits between batches (/proc/PID/syscall).
+POLL_SYSCALLS = {"x86_64": {"7", "271"}, "aarch64": {"73"}}.get(os.uname().machine, set())
 # Telegraf's `signal` values, case-sensitive: it refuses "stdin" (invalid signal) at every gather.
 TELEGRAF_SIGNALS = ("none", "STDIN") + tuple(TRIGGER_SIGNALS)
 
@@ -234,6 +239,8 @@ class ExecdEmulator:
         self._lock = threading.Condition()
         self._threads = []
         self._stdout_closed_by_us = False
+        self._reading = False  # the stdout reader holds bytes it has not parsed yet
+        self._rest_at = None     # where (/proc/PID/syscall) it waited before its first batch
 
     # lifecycle
     def start(self):
@@ -274,6 +281,13 @@ class ExecdEmulator:
 
     # gather triggers, as Telegraf sends them
     def trigger(self):
+        if self.signal == "STDIN" and self._rest_at is None and not self.stdout_bytes:
+            # Before the first batch: learn where the child waits for a trigger (at_rest). A
+            # newline waits in the pipe meanwhile, so this changes nothing for the child.
+            deadline = time.monotonic() + 5
+            while self._blocked_in() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            self._rest_at = self._blocked_in()
         if self.signal == "STDIN":
             self.write_stdin(b"\n")
         elif self.signal in TRIGGER_SIGNALS:
@@ -361,6 +375,46 @@ class ExecdEmulator:
                 self._lock.wait(remaining)
             return list(self.lines)
 
+    def _blocked_in(self):
+        """The poll(2) the child is blocked in: (call, pollfd array, count, timeout), from
+        /proc/PID/syscall; None when it is not blocked in poll."""
+        try:
+            with open(f"/proc/{self.process.pid}/syscall") as f:
+                fields = f.read().split()
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+        return tuple(fields[:4]) if fields[0] in POLL_SYSCALLS else None
+
+    def at_rest(self):
+        """Whether the child is blocked in the poll(2) where it waited for its first trigger
+        (the execd also polls between the 4 KiB pieces of a batch, from another stack frame)
+        and everything it wrote to stdout has been read and parsed: after a batch began to
+        arrive, that batch is complete. Needs the child to be the program itself (nsenter and
+        setpriv exec it), on a machine listed in POLL_SYSCALLS, and signal="STDIN"."""
+        if not POLL_SYSCALLS:
+            raise RuntimeError(f"at_rest: poll's syscall numbers on {os.uname().machine} are unknown")
+        if self._rest_at is None:
+            raise RuntimeError("at_rest: the wait before the first batch was not seen (signal=STDIN only)")
+        if self._blocked_in() != self._rest_at:
+            return False
+        with self._lock:
+            unread = struct.unpack("i", fcntl.ioctl(self.process.stdout.fileno(), termios.FIONREAD,
+                                                    b"\0\0\0\0"))[0]
+            return not self._reading and unread == 0
+
+    def wait_batch(self, before, timeout=30.0):
+        """The lines of the batch that began after line `before`, once it is complete (at_rest);
+        None if none began within timeout."""
+        deadline = time.monotonic() + timeout
+        if len(self.wait_for_lines(before + 1, timeout)) <= before:
+            return None
+        while not self.at_rest():
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.002)
+        with self._lock:
+            return self.lines[before:]
+
     def points(self):
         return [line.point for line in self.lines if line.point]
 
@@ -384,11 +438,16 @@ class ExecdEmulator:
             if self._wake_read in ready:
                 stream.close()  # close_stdout_reader: the pipe's read side is gone now
                 break
+            with self._lock:
+                self._reading = True
             chunk = os.read(stream.fileno(), 65536)
             if not chunk:
+                with self._lock:
+                    self._reading = False
                 break
             now = time.time()
             with self._lock:
+                self._reading = False
                 self.stdout_bytes += chunk
                 pending += chunk
                 *complete, pending = pending.split(b"\n")

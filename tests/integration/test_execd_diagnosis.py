@@ -49,21 +49,16 @@ def stored_tag_value(name):
     return name
 
 
-def gather(emulator, quiet=0.15, timeout=30.0):
-    """One trigger -> that gather's lines. A batch is one write(2); it is complete once no
-    line arrived for `quiet` seconds (in stdin mode nothing else is ever printed). A gather
+def gather(emulator, timeout=30.0):
+    """One trigger -> that gather's lines: complete once the execd waits for its next trigger
+    again with all it wrote read (ExecdEmulator.at_rest), not after a quiet spell. A gather
     that never prints fails here, so batches are never taken for one another."""
     before = len(emulator.lines)
     emulator.trigger()
-    count = len(emulator.wait_for_lines(before + 1, timeout))
-    if count == before:
-        raise AssertionError(f"no batch within {timeout} s:\n{emulator.stderr_text()}")
-    while True:
-        time.sleep(quiet)
-        if len(emulator.lines) == count:
-            break
-        count = len(emulator.lines)
-    return emulator.lines[before:]
+    batch = emulator.wait_batch(before, timeout)
+    if batch is None:
+        raise AssertionError(f"no complete batch within {timeout} s:\n{emulator.stderr_text()}")
+    return batch
 
 
 def by_measurement(batch, measurement):

@@ -8,8 +8,8 @@ every 25th left in CLOSE_WAIT by its owner, closed a generation at a time every 
 and closes a listener every 100, so the CLOSE_WAIT owner search (directed by the churn's own
 cgroup), new and vanished listeners and port pressure all run, gather after gather. Each next gather is asked for as soon as the previous batch's first line arrived: a
 newline sent during a gather is owed one gather after it, so there are exactly as many batches
-as newlines. Every 100 gathers, once the execd waits for its next trigger again (blocked in the
-same system call as before its first gather), its open fds and VmRSS are sampled.
+as newlines. Every 100 gathers, once the execd waits for its next trigger again with its batch
+read (ExecdEmulator.at_rest), its open fds and VmRSS are sampled.
 """
 
 import os
@@ -69,13 +69,7 @@ class SoakTest(unittest.TestCase):
             lambda: any("started: signal=" in line.text for line in execd.stderr), 10, 0.02),
             execd.stderr_text())
 
-        def waiting():
-            """Where it is blocked, from /proc/PID/syscall: the call, its first three arguments,
-            stack and instruction pointers (None while running)."""
-            fields = proc_text(pid, "syscall").split()
-            return None if fields[0] == "running" else fields[:4] + fields[-2:]
-        idle = harness.wait_for(waiting, 10, 0.01)
-        self.assertIsNotNone(idle)
+        self.assertTrue(harness.wait_for(execd.at_rest, 10, 0.01), "never waited for a trigger")
 
         headlines = 0  # first lines of batches seen so far (tcpstates, no family tag)
         scanned = 0
@@ -96,8 +90,7 @@ class SoakTest(unittest.TestCase):
                 self.assertTrue(execd._lock.wait_for(lambda: batches_begun() >= gather, BATCH_TIMEOUT),
                                 f"gather {gather} did not begin:\n{execd.stderr_text()[-2000:]}")
             if gather % SAMPLE_EVERY == 0:
-                self.assertTrue(harness.wait_for(lambda: waiting() == idle, 10, 0.002),
-                                (waiting(), idle))
+                self.assertTrue(harness.wait_for(execd.at_rest, 10, 0.002), f"gather {gather} never ended")
                 samples.append((gather, len(os.listdir(f"/proc/{pid}/fd")), vm_rss_kib(pid)))
                 self.assert_flat(samples)
 
