@@ -48,6 +48,9 @@ FQDNLookup false
 BaseDir "{directory}"
 PIDFile "{directory}/collectd.pid"
 Interval 1
+# One write thread: values reach threshold in the order they were put, so a notification
+# about a later value means every earlier value was checked (run_reads' fence).
+WriteThreads 1
 LoadPlugin logfile
 <Plugin logfile>
   LogLevel info
@@ -151,8 +154,13 @@ class ShippedThresholdsTest(unittest.TestCase):
             # Quickly on: a series not updated for 2 intervals (Timeout) is "missing" to threshold.
             if not wait_for(lambda: sorted(self.daemon.warnings()) == sorted(expected), 1.5):
                 self.assertEqual(sorted(self.daemon.warnings()), sorted(expected), self.daemon.log()[-3000:])
-        time.sleep(1)  # a WARNING the rules do not send would be there by now
-        self.assertEqual(sorted(self.daemon.warnings()), sorted(expected))
+        # A fence: a value that warns at once, put after the last read. Once its WARNING is
+        # logged every earlier value has been checked, so no other WARNING can still come.
+        sentinel = ("fence", "tcp_connections", "time_wait", 6000.0)
+        self.daemon.put({sentinel[:3]: sentinel[3]})
+        if not wait_for(lambda: sentinel in self.daemon.warnings(), TIMEOUT):
+            self.fail(f"the fence's WARNING never came:\n{self.daemon.log()[-3000:]}")
+        self.assertEqual(sorted(self.daemon.warnings()), sorted(expected + [sentinel]))
         return expected
 
     def test_count_rules_fire_per_namespace(self):
