@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "plugins/collectd/plugin_options.h"
 
 namespace {
@@ -87,6 +90,23 @@ void Fill(Reader* in, Tree* tree, int depth, oconfig_item_t* item) {
   item->children_num = count;
 }
 
+// A refusal names what it refuses: an option of the block (its message starts with the key as
+// written, or is `unknown option "<key>"`), or, every option accepted on its own, the
+// combination the core cannot serve (its message starts with the core's).
+bool SaysWhy(absl::string_view message, const std::vector<oconfig_item_t>& items,
+             const tcpstates::PluginOptions& options) {
+  for (const oconfig_item_t& item : items) {
+    const absl::string_view key = item.key;
+    if (absl::StartsWith(message, absl::StrCat(key, " ")) ||
+        absl::StartsWith(message, absl::StrCat(key, ": ")) ||
+        absl::StartsWith(message, absl::StrCat("unknown option \"", key, "\"; "))) {
+      return true;
+    }
+  }
+  const absl::Status served = tcpstates::ValidateRequest(options.Request());
+  return !served.ok() && !served.message().empty() && absl::StartsWith(message, served.message());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -118,7 +138,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::abort();
     // An accepted configuration is one the core can serve.
     if (!tcpstates::ValidateRequest(options.Request()).ok()) std::abort();
-  } else if (status.message().empty()) {
+  } else if (!SaysWhy(status.message(), items, options)) {
     std::abort();
   }
   return 0;
