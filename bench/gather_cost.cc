@@ -56,9 +56,10 @@ double Median(std::vector<double> values) {
 struct Variant {
   std::string name;
   // One collection; returns the sockets it counted (-1: failed).
-  std::function<long long()> run;
-  std::string detail;
-  std::vector<double> cpu, wall;
+  std::function<long long()> run = nullptr;
+  std::string detail = "";
+  std::vector<double> cpu = {};
+  std::vector<double> wall = {};
   long long sockets = 0;
 };
 
