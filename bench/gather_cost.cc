@@ -1,7 +1,7 @@
 // tcpstates-gather-cost: the CPU cost of the core's collections against the bare legacy dump
 // (bench/bare_dump.c), interleaved in one process so that a busy machine slows both alike.
 //
-//   tcpstates-gather-cost --suite=scale|ports|namespaces [--netns=PATH] [--rounds=9]
+//   tcpstates-gather-cost --suite=scale|ports|breakdown|namespaces [--netns=PATH] [--rounds=9]
 //       [--warmup=3] [--netns-list=FILE] [--run-netns-dir=DIR]
 //
 // Every round runs each variant once - the bare dump and the collectors of the suite, in an
@@ -19,6 +19,7 @@
 //   ports       in --netns: the execd's default request, alone and with 2 and 20 ports
 //               (half local, half remote; served by a second, kernel-filtered dump when
 //               counting by counters), and the same without diagnosis.
+//   breakdown   in --netns: the execd's default request with one analysis at a time.
 //   namespaces  every namespace NamespacesCollector finds (the caller's included) with the
 //               execd's default request, and counts only; the bare dump runs once in each
 //               namespace of --netns-list plus the caller's, through a socket per namespace
@@ -145,9 +146,9 @@ int main(int argc, char** argv) {
   tcpstates::command_line::Flags flags(
       {.name = "tcpstates-gather-cost",
        .summary = "times the core's collections against the bare legacy dump, interleaved",
-       .synopsis = "--suite=scale|ports|namespaces [--netns=PATH] [--rounds=N] [--warmup=N] "
+       .synopsis = "--suite=scale|ports|breakdown|namespaces [--netns=PATH] [--rounds=N] [--warmup=N] "
                    "[--netns-list=FILE] [--run-netns-dir=DIR]"});
-  flags.String("suite", &suite, "NAME", "scale, ports or namespaces.")
+  flags.String("suite", &suite, "NAME", "scale, ports, breakdown or namespaces.")
       .String("netns", &netns, "PATH", "Network namespace to measure (a /proc/PID/ns/net path).")
       .String("netns-list", &netns_list, "FILE",
               "namespaces suite: the namespaces the bare dump visits, one path a line.")
@@ -215,6 +216,26 @@ int main(int argc, char** argv) {
          AddCollector(variants, "full, no diagnosis + 20 ports",
                       WithPorts(WithoutDiagnosis(WithCounting(defaults, CountingChoice::kFull)),
                                 20));
+  } else if (suite == "breakdown") {
+    // Where the default's cost above "counters, no diagnosis" goes, one analysis at a time.
+    // Any diagnosis at all brings the CLOSE_WAIT ages dump (tcp_info of CLOSE_WAIT sockets,
+    // a second walk of the table) when there is CLOSE_WAIT.
+    auto only = [&](bool owners, bool listen) {
+      CollectionRequest r = defaults;
+      r.diagnosis->close_wait_owners = owners;
+      r.diagnosis->listen_inventory = listen;
+      r.diagnosis->new_listener_owners = listen;
+      return r;
+    };
+    ok = AddCollector(variants, "counters, no diagnosis", WithoutDiagnosis(defaults)) &&
+         AddCollector(variants, "counters + CLOSE_WAIT ages dump only", only(false, false)) &&
+         AddCollector(variants, "counters + ages + listening ports", only(false, true)) &&
+         AddCollector(variants, "counters + ages + CLOSE_WAIT owners", only(true, false)) &&
+         AddCollector(variants, "counters, diagnosis (execd default)", defaults) &&
+         AddCollector(variants, "full + ages dump only",
+                      WithCounting(only(false, false), CountingChoice::kFull)) &&
+         AddCollector(variants, "full, diagnosis (execd --counting=full)",
+                      WithCounting(defaults, CountingChoice::kFull));
   } else if (suite == "namespaces") {
     ok = AddNamespacesCollector(variants, "all namespaces, execd default (diagnosis)",
                                 defaults, run_netns_dir) &&
