@@ -97,6 +97,9 @@ class CloseWaitOwners::Search {
       if (!GoOn()) return;
       for (int pid : InResumeOrder(owners_.cgroups_.ProcessesOf(cgroup_id))) {
         if (!GoOn()) return;
+        // Containers of one pod, or namespaces made by one service, share a cgroup: without
+        // this, every namespace's search would read every process's fds (quadratic).
+        if (pid != 0 && !InSocketsNamespace(pid)) continue;
         Scan(pid, /*listed_in_cgroup=*/true);
       }
     }
@@ -105,12 +108,9 @@ class CloseWaitOwners::Search {
   // Then, for what is left, every process we can see (in the sockets' namespace).
   void SearchAllProcesses() {
     if (!GoOn()) return;
-    const uint64_t netns = owners_.options_.netns_inode;
     for (int pid : InResumeOrder(VisiblePids(proc_))) {
       if (!GoOn()) return;
-      if (netns != 0 && NetworkNamespaceInode(proc_.Process(pid, "ns/net")).value_or(0) != netns) {
-        continue;
-      }
+      if (!InSocketsNamespace(pid)) continue;
       Scan(pid, /*listed_in_cgroup=*/false);
     }
   }
@@ -139,6 +139,13 @@ class CloseWaitOwners::Search {
       return false;
     }
     return true;
+  }
+
+  // Whether `pid` lives in the network namespace of the sockets searched for (always true
+  // when the search is not for another namespace's sockets).
+  bool InSocketsNamespace(int pid) const {
+    const uint64_t netns = owners_.options_.netns_inode;
+    return netns == 0 || NetworkNamespaceInode(proc_.Process(pid, "ns/net")).value_or(0) == netns;
   }
 
   void Credit(size_t index, int pid, int fd) {
