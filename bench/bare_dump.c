@@ -107,8 +107,8 @@ int bare_dump_pass(int fd, uint64_t counts[BARE_DUMP_STATES]) {
 #ifndef BARE_DUMP_NO_MAIN
 
 static const char* const kStateNames[BARE_DUMP_STATES] = {
-    "other",     "ESTABLISHED", "SYN_SENT", "SYN_RECV",  "FIN_WAIT1", "FIN_WAIT2",  "TIME_WAIT",
-    "CLOSE",     "CLOSE_WAIT",  "LAST_ACK", "LISTEN",    "CLOSING",   "NEW_SYN_RECV"};
+    "other", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",   "TIME_WAIT",
+    "CLOSE", "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "CLOSING",   "NEW_SYN_RECV"};
 
 static double clock_seconds(clockid_t clock) {
   struct timespec ts;
@@ -171,9 +171,8 @@ int main(int argc, char** argv) {
     for (int r = 0; r < repeat; ++r) {
       double cpu = clock_seconds(CLOCK_PROCESS_CPUTIME_ID), wall = clock_seconds(CLOCK_MONOTONIC);
       if (pass(fds, n, counts) != 0) return 1;
-      printf("cpu_s=%.6f wall_s=%.6f sockets=%llu\n",
-             clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu, clock_seconds(CLOCK_MONOTONIC) - wall,
-             (unsigned long long)total(counts));
+      printf("cpu_s=%.6f wall_s=%.6f sockets=%llu\n", clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu,
+             clock_seconds(CLOCK_MONOTONIC) - wall, (unsigned long long)total(counts));
     }
     return 0;
   }

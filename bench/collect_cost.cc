@@ -16,7 +16,6 @@
 #include "common/collection/collector.h"
 #include "common/command_line/command_line.h"
 
-
 namespace {
 
 double Median(std::vector<double> values) {
@@ -31,9 +30,10 @@ int main(int argc, char** argv) {
   std::string netns;
   int collections = 20;
   bool diagnose = false;
-  tcpstates::command_line::Flags flags({.name = "tcpstates-collect-cost",
-                                        .summary = "times the core's collections in each counting",
-                                        .synopsis = "[--netns=PATH] [--collections=N] [--diagnose]"});
+  tcpstates::command_line::Flags flags(
+      {.name = "tcpstates-collect-cost",
+       .summary = "times the core's collections in each counting",
+       .synopsis = "[--netns=PATH] [--collections=N] [--diagnose]"});
   flags.String("netns", &netns, "PATH", "Network namespace to measure (a /proc/PID/ns/net path).")
       .Int("collections", &collections, 1, 1000000, "Collections per mode (after one warm-up).")
       .Bool("diagnose", &diagnose, "Run the diagnosis along, as the CLI does by default.");

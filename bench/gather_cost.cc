@@ -27,14 +27,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-
 #include "bench/bare_dump.h"
 #include "bench/bench_util.h"
 #include "common/collection/collector.h"
@@ -146,8 +145,9 @@ int main(int argc, char** argv) {
   tcpstates::command_line::Flags flags(
       {.name = "tcpstates-gather-cost",
        .summary = "times the core's collections against the bare legacy dump, interleaved",
-       .synopsis = "--suite=scale|ports|breakdown|namespaces [--netns=PATH] [--rounds=N] [--warmup=N] "
-                   "[--netns-list=FILE] [--run-netns-dir=DIR]"});
+       .synopsis =
+           "--suite=scale|ports|breakdown|namespaces [--netns=PATH] [--rounds=N] [--warmup=N] "
+           "[--netns-list=FILE] [--run-netns-dir=DIR]"});
   flags.String("suite", &suite, "NAME", "scale, ports, breakdown or namespaces.")
       .String("netns", &netns, "PATH", "Network namespace to measure (a /proc/PID/ns/net path).")
       .String("netns-list", &netns_list, "FILE",
@@ -213,9 +213,9 @@ int main(int argc, char** argv) {
                       WithPorts(WithoutDiagnosis(defaults), 2)) &&
          AddCollector(variants, "counters, no diagnosis + 20 ports",
                       WithPorts(WithoutDiagnosis(defaults), 20)) &&
-         AddCollector(variants, "full, no diagnosis + 20 ports",
-                      WithPorts(WithoutDiagnosis(WithCounting(defaults, CountingChoice::kFull)),
-                                20));
+         AddCollector(
+             variants, "full, no diagnosis + 20 ports",
+             WithPorts(WithoutDiagnosis(WithCounting(defaults, CountingChoice::kFull)), 20));
   } else if (suite == "breakdown") {
     // Where the default's cost above "counters, no diagnosis" goes, one analysis at a time.
     // Any diagnosis at all brings the CLOSE_WAIT ages dump (tcp_info of CLOSE_WAIT sockets,
@@ -237,8 +237,8 @@ int main(int argc, char** argv) {
          AddCollector(variants, "full, diagnosis (execd --counting=full)",
                       WithCounting(defaults, CountingChoice::kFull));
   } else if (suite == "namespaces") {
-    ok = AddNamespacesCollector(variants, "all namespaces, execd default (diagnosis)",
-                                defaults, run_netns_dir) &&
+    ok = AddNamespacesCollector(variants, "all namespaces, execd default (diagnosis)", defaults,
+                                run_netns_dir) &&
          AddNamespacesCollector(variants, "all namespaces, counts only (counters)",
                                 WithoutDiagnosis(defaults), run_netns_dir) &&
          AddNamespacesCollector(variants, "all namespaces, counts only (full)",
@@ -278,12 +278,12 @@ int main(int argc, char** argv) {
   }
   for (size_t i = 0; i < n; ++i) {
     const Variant& v = (*variants)[i];
-    std::printf("variant=\"%s\" cpu_s=%.6f wall_s=%.6f ratio=%.4f ratio_min=%.4f ratio_max=%.4f "
-                "sockets=%lld detail=\"%s\"\n",
-                v.name.c_str(), Median(v.cpu), Median(v.wall), Median(ratios[i]),
-                *std::min_element(ratios[i].begin(), ratios[i].end()),
-                *std::max_element(ratios[i].begin(), ratios[i].end()), v.sockets,
-                v.detail.c_str());
+    std::printf(
+        "variant=\"%s\" cpu_s=%.6f wall_s=%.6f ratio=%.4f ratio_min=%.4f ratio_max=%.4f "
+        "sockets=%lld detail=\"%s\"\n",
+        v.name.c_str(), Median(v.cpu), Median(v.wall), Median(ratios[i]),
+        *std::min_element(ratios[i].begin(), ratios[i].end()),
+        *std::max_element(ratios[i].begin(), ratios[i].end()), v.sockets, v.detail.c_str());
   }
   return 0;
 }

@@ -375,9 +375,10 @@ void SetUpNamespace(int64_t time_wait) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  tcpstates::command_line::Flags flags({.name = "tcpstates-scale-workload",
-                                        .summary = "holds a large TCP socket population for benchmarks",
-                                        .synopsis = "[--sockets=N] [FLAG]..."});
+  tcpstates::command_line::Flags flags(
+      {.name = "tcpstates-scale-workload",
+       .summary = "holds a large TCP socket population for benchmarks",
+       .synopsis = "[--sockets=N] [FLAG]..."});
   flags.Int("sockets", &g.sockets, 1, 20000000, "Total sockets to build (TIME_WAIT included).")
       .Int("established_pct", &g.established_pct, 0, 100,
            "Percent of --sockets that are ESTABLISHED (in pairs).")
@@ -409,8 +410,7 @@ int main(int argc, char** argv) {
     fds += plan.listen[f] + 2 * plan.established_pairs[f] + 2 * plan.close_wait_pairs[f];
   }
   const int workers =
-      std::max<int>(g.workers > 0 ? g.workers : 2,
-                    static_cast<int>((fds + budget - 1) / budget));
+      std::max<int>(g.workers > 0 ? g.workers : 2, static_cast<int>((fds + budget - 1) / budget));
   if (workers > 250) {
     std::fprintf(stderr, "tcpstates-scale-workload: %d workers needed, at most 250\n", workers);
     return 1;

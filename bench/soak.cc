@@ -12,7 +12,6 @@
 #include "common/collection/collector.h"
 #include "common/command_line/command_line.h"
 
-
 int main(int argc, char** argv) {
   std::string netns;
   int total = 10000;

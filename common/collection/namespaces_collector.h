@@ -37,8 +37,8 @@ struct NamespaceCollection {
 
 struct NamespacesCollection {
   std::vector<NamespaceCollection> namespaces;  // host first, then by name
-  Snapshot other;                 // the counts of namespaces beyond the cap, summed
-  size_t other_namespaces = 0;    // how many that is (0: `other` is empty)
+  Snapshot other;                               // the counts of namespaces beyond the cap, summed
+  size_t other_namespaces = 0;                  // how many that is (0: `other` is empty)
   size_t unreadable_namespaces = 0;  // of those beyond the cap, how many could not be read
   int processes_unidentified = 0;    // see NamespaceScan
   absl::Time taken_at;
@@ -61,7 +61,9 @@ class NamespacesCollector {
  private:
   NamespacesCollector(const CollectionRequest& request, size_t max_namespaces,
                       std::string run_netns_dir)
-      : request_(request), max_namespaces_(max_namespaces), run_netns_dir_(std::move(run_netns_dir)) {}
+      : request_(request),
+        max_namespaces_(max_namespaces),
+        run_netns_dir_(std::move(run_netns_dir)) {}
 
   // The request for one namespace: ours untouched for our own, else targeted.
   CollectionRequest RequestFor(const NetworkNamespace& ns) const;

@@ -15,8 +15,8 @@ void SocketTally::Observe(const SocketRecord& record, bool ports) {
   if (ports) {
     // A handful of ports: a linear scan beats any index.
     for (PortCounts& port : ports_) {
-      const uint16_t its = port.direction == PortDirection::kLocal ? record.local_port
-                                                                   : record.remote_port;
+      const uint16_t its =
+          port.direction == PortDirection::kLocal ? record.local_port : record.remote_port;
       if (its == port.port) ++port.counts[*state];
     }
   }

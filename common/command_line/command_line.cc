@@ -130,25 +130,24 @@ Flags& Flags::String(absl::string_view name, std::string* value, absl::string_vi
 
 Flags& Flags::Ports(absl::string_view name, std::vector<uint16_t>* value, size_t max_count,
                     absl::string_view help) {
-  return Custom(
-      name, "PORT,...", "", help, [value, max_count](absl::string_view text) {
-        std::vector<uint16_t> ports;
-        for (absl::string_view word : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
-          int port;
-          if (!absl::SimpleAtoi(word, &port) || port < 1 || port > 65535) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                "\"", Printable(word), "\" is not a port number from 1 to 65535"));
-          }
-          if (std::find(ports.begin(), ports.end(), port) == ports.end()) {
-            ports.push_back(static_cast<uint16_t>(port));
-          }
-        }
-        if (ports.size() > max_count) {
-          return absl::InvalidArgumentError(absl::StrCat("at most ", max_count, " ports"));
-        }
-        *value = std::move(ports);
-        return absl::OkStatus();
-      });
+  return Custom(name, "PORT,...", "", help, [value, max_count](absl::string_view text) {
+    std::vector<uint16_t> ports;
+    for (absl::string_view word : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+      int port;
+      if (!absl::SimpleAtoi(word, &port) || port < 1 || port > 65535) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("\"", Printable(word), "\" is not a port number from 1 to 65535"));
+      }
+      if (std::find(ports.begin(), ports.end(), port) == ports.end()) {
+        ports.push_back(static_cast<uint16_t>(port));
+      }
+    }
+    if (ports.size() > max_count) {
+      return absl::InvalidArgumentError(absl::StrCat("at most ", max_count, " ports"));
+    }
+    *value = std::move(ports);
+    return absl::OkStatus();
+  });
 }
 
 Flags& Flags::Custom(absl::string_view name, absl::string_view value_name,
@@ -168,8 +167,8 @@ absl::StatusOr<Flags::Request> Flags::Parse(absl::Span<const char* const> args) 
     absl::string_view arg = args[i];
     if (arg == "--") {
       if (i + 1 < args.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "unexpected argument \"", Printable(args[i + 1]), "\": flags only"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("unexpected argument \"", Printable(args[i + 1]), "\": flags only"));
       }
       break;
     }
@@ -211,8 +210,8 @@ absl::StatusOr<Flags::Request> Flags::Parse(absl::Span<const char* const> args) 
       return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
     }
     if (absl::Status status = definition->parse(value); !status.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--", name, "=\"", Printable(value),
-                                                     "\": ", status.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, "=\"", Printable(value), "\": ", status.message()));
     }
   }
   return Request::kRun;

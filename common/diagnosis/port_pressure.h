@@ -7,8 +7,8 @@
 #define TCPSTATES_COMMON_DIAGNOSIS_PORT_PRESSURE_H_
 
 #include <array>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 

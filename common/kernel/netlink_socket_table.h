@@ -52,7 +52,8 @@ struct DumpRequest {
 // Bytecode that matches sockets whose local port is one of `local` or whose remote port is
 // one of `remote` - what `ss '( sport = :22 or dport = :5432 )'` sends. Only matching
 // sockets get a message; the kernel still walks the table. Empty when both are empty.
-std::vector<uint8_t> PortFilter(absl::Span<const uint16_t> local, absl::Span<const uint16_t> remote);
+std::vector<uint8_t> PortFilter(absl::Span<const uint16_t> local,
+                                absl::Span<const uint16_t> remote);
 
 // The bytes of one dump request: the legacy TCPDIAG_GETSOCK (both families, `family`
 // ignored) or SOCK_DIAG_BY_FAMILY for `family`. Exposed so tests can check exactly what is

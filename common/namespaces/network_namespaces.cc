@@ -116,9 +116,9 @@ NamespaceScan FindNetworkNamespaces(const ProcRoot& proc, const std::string& run
   }
   std::sort(scan.namespaces.begin(), scan.namespaces.end(),
             [](const NetworkNamespace& a, const NetworkNamespace& b) {
-              return a.host != b.host ? a.host
-                                      : std::tie(a.name.netns, a.inode) <
-                                            std::tie(b.name.netns, b.inode);
+              return a.host != b.host
+                         ? a.host
+                         : std::tie(a.name.netns, a.inode) < std::tie(b.name.netns, b.inode);
             });
   return scan;
 }

@@ -97,9 +97,8 @@ absl::StatusOr<std::string> Gatherer::GatherAllNamespaces() {
   for (NamespaceCollection& ns : all->namespaces) {
     if (!ns.collection.ok()) continue;
     ns.collection->snapshot.taken_at = all->taken_at;  // one timestamp for the whole batch
-    const BatchTags tags = {{"netns", ns.ns.name.netns},
-                            {"pod", ns.ns.name.pod},
-                            {"container", ns.ns.name.container}};
+    const BatchTags tags = {
+        {"netns", ns.ns.name.netns}, {"pod", ns.ns.name.pod}, {"container", ns.ns.name.container}};
     absl::StatusOr<std::string> lines = RenderBatch(*ns.collection, options_, tags);
     if (!lines.ok()) return lines.status();
     batch += *lines;
@@ -119,14 +118,14 @@ void Gatherer::ReportNamespaces(const NamespacesCollection& all) {
   const auto& appeared = namespaces_->appeared();
   const auto& vanished = namespaces_->vanished();
   if (!appeared.empty() || !vanished.empty()) {
-    Log(LogLevel::kInfo, absl::StrCat("namespaces: ", appeared.size(), " new (",
-                                      absl::StrJoin(appeared, ", "), "), ", vanished.size(),
-                                      " gone (", absl::StrJoin(vanished, ", "), ")"));
+    Log(LogLevel::kInfo,
+        absl::StrCat("namespaces: ", appeared.size(), " new (", absl::StrJoin(appeared, ", "),
+                     "), ", vanished.size(), " gone (", absl::StrJoin(vanished, ", "), ")"));
   }
   for (const NamespaceCollection& ns : all.namespaces) {
     if (!ns.collection.ok() && reported_unreadable_.insert(ns.ns.name.netns).second) {
-      Log(LogLevel::kWarning, absl::StrCat("namespace ", ns.ns.name.netns, " cannot be read: ",
-                                           ns.collection.status().ToString()));
+      Log(LogLevel::kWarning, absl::StrCat("namespace ", ns.ns.name.netns,
+                                           " cannot be read: ", ns.collection.status().ToString()));
     }
   }
   if (all.unreadable_namespaces > 0 && !reported_unreadable_other_) {

@@ -28,7 +28,9 @@ void SetStderrLevel(LogLevel level) { stderr_level = level; }
 
 void Log(LogLevel level, absl::string_view message) {
   if (level < stderr_level) return;
-  const char* prefix = level == LogLevel::kError ? "E! " : level == LogLevel::kWarning ? "W! " : "I! ";
+  const char* prefix = level == LogLevel::kError     ? "E! "
+                       : level == LogLevel::kWarning ? "W! "
+                                                     : "I! ";
   const std::string line =
       absl::StrCat(prefix, absl::StrReplaceAll(message, {{"\n", " "}, {"\r", " "}}), "\n");
   ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());

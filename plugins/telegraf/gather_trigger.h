@@ -44,8 +44,8 @@ class GatherTrigger {
   };
 
   // Blocks SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 (they arrive through a signalfd
-  // instead), so call it before any thread exists. `interval` is used by kNone only: gathers happen on
-  // wall-clock multiples of it (00:00:30, 00:01:00, ... for 30 s), like Telegraf's own
+  // instead), so call it before any thread exists. `interval` is used by kNone only: gathers happen
+  // on wall-clock multiples of it (00:00:30, 00:01:00, ... for 30 s), like Telegraf's own
   // round_interval. `output_fd` is watched for its reader closing (pass -1 not to).
   static absl::StatusOr<GatherTrigger> Create(TriggerMode mode, absl::Duration interval,
                                               int input_fd, int output_fd);

@@ -47,8 +47,8 @@ class IgnoredSignals {
   void Report(const std::string& signal) {
     if (!reported_.insert(signal).second) return;
     Log(LogLevel::kWarning,
-        absl::StrCat("received ", signal, ", which is not the gather trigger here (--signal=",
-                     TriggerModeName(mode_),
+        absl::StrCat("received ", signal,
+                     ", which is not the gather trigger here (--signal=", TriggerModeName(mode_),
                      "): ignored. Telegraf's `signal` and this command's --signal must agree"));
   }
 
@@ -85,7 +85,8 @@ std::optional<int> Emit(absl::string_view batch, GatherTrigger* trigger, Ignored
 int GatherOnce(Gatherer* gatherer) {
   absl::StatusOr<std::string> batch = gatherer->Gather();
   if (!batch.ok()) {
-    Log(LogLevel::kError, absl::StrCat("cannot read the socket table: ", batch.status().ToString()));
+    Log(LogLevel::kError,
+        absl::StrCat("cannot read the socket table: ", batch.status().ToString()));
     return kExitCannotRead;
   }
   return ExitFor(WriteFully(STDOUT_FILENO, *batch)).value_or(kExitOk);
@@ -100,8 +101,8 @@ int GatherOnTrigger(const ExecdConfig& config, Gatherer* gatherer) {
     return kExitCannotRead;
   }
   Log(LogLevel::kInfo,
-      absl::StrCat("tcpstates-execd ", TCPSTATES_VERSION, " started: signal=",
-                   TriggerModeName(config.mode),
+      absl::StrCat("tcpstates-execd ", TCPSTATES_VERSION,
+                   " started: signal=", TriggerModeName(config.mode),
                    config.mode == TriggerMode::kNone
                        ? absl::StrCat(", interval=", absl::FormatDuration(config.interval))
                        : ""));
@@ -143,8 +144,8 @@ int GatherOnTrigger(const ExecdConfig& config, Gatherer* gatherer) {
 
 absl::StatusOr<Gatherer> MakeGatherer(const ExecdConfig& config) {
   if (config.all_namespaces) {
-    absl::StatusOr<NamespacesCollector> namespaces = NamespacesCollector::Create(
-        config.Request(), static_cast<size_t>(config.max_namespaces));
+    absl::StatusOr<NamespacesCollector> namespaces =
+        NamespacesCollector::Create(config.Request(), static_cast<size_t>(config.max_namespaces));
     if (!namespaces.ok()) return namespaces.status();
     return Gatherer(*std::move(namespaces), config.batch);
   }

@@ -17,8 +17,8 @@ struct Row {
 };
 
 CollectionRequest RequestOf(const Row& row) {
-  CollectionRequest request{.source = row.source, .counting = row.counting,
-                            .per_family = row.per_family};
+  CollectionRequest request{
+      .source = row.source, .counting = row.counting, .per_family = row.per_family};
   if (row.port_pressure) {
     request.diagnosis.emplace();
     request.diagnosis->port_pressure = true;
@@ -54,9 +54,9 @@ TEST(CollectionPolicy, TheWholeTable) {
   };
   for (const Row& row : table) {
     const CollectionRequest request = RequestOf(row);
-    SCOPED_TRACE(testing::Message() << CountingChoiceName(row.counting) << " "
-                                    << SourceKindName(row.source) << " per_family "
-                                    << row.per_family << " port_pressure " << row.port_pressure);
+    SCOPED_TRACE(testing::Message()
+                 << CountingChoiceName(row.counting) << " " << SourceKindName(row.source)
+                 << " per_family " << row.per_family << " port_pressure " << row.port_pressure);
     EXPECT_EQ(ValidateRequest(request).ok(), row.valid) << ValidateRequest(request);
     if (row.valid) {
       EXPECT_EQ(PlanCounting(request).counting, row.planned);
@@ -65,7 +65,8 @@ TEST(CollectionPolicy, TheWholeTable) {
 }
 
 TEST(CollectionPolicy, OneErrorTextNamingWhatNeedsEverySocket) {
-  CollectionRequest request = RequestOf({CountingChoice::kCounters, kAuto, true, true, false, kFull});
+  CollectionRequest request =
+      RequestOf({CountingChoice::kCounters, kAuto, true, true, false, kFull});
   EXPECT_EQ(ValidateRequest(request).message(),
             "counting \"counters\" cannot serve this request: the per-family split and port "
             "pressure need every socket in the dump; ask for counting \"auto\" (counters "

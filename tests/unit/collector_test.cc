@@ -40,8 +40,9 @@ class ProcDir {
 };
 
 absl::StatusOr<Snapshot> CollectFrom(const ProcDir& dir) {
-  absl::StatusOr<Collector> collector = Collector::Create(
-      {.source = SourceKind::kProc, .counting = CountingChoice::kFull, .proc = ProcRoot(dir.path())});
+  absl::StatusOr<Collector> collector = Collector::Create({.source = SourceKind::kProc,
+                                                           .counting = CountingChoice::kFull,
+                                                           .proc = ProcRoot(dir.path())});
   if (!collector.ok()) return collector.status();
   absl::StatusOr<Collection> collection = collector->Collect();
   if (!collection.ok()) return collection.status();

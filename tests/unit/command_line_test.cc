@@ -23,7 +23,9 @@ struct Values {
 };
 
 Flags Define(Values* v) {
-  Flags flags({.name = "prog", .summary = "does things.", .synopsis = "[FLAG]...",
+  Flags flags({.name = "prog",
+               .summary = "does things.",
+               .synopsis = "[FLAG]...",
                .description = "Long text.\nExit status: 0.\n"});
   flags.Bool("json", &v->json, "JSON.")
       .Bool("diagnose", &v->diagnose, "Diagnose.")
@@ -65,12 +67,26 @@ TEST(CommandLine, DashAndUnderscoreAreTheSame) {
 }
 
 TEST(CommandLine, EverythingElseIsAUsageErrorSaidOnce) {
-  for (const std::vector<const char*>& args : std::vector<std::vector<const char*>>{
-           {"--bogus"}, {"--flagfile=/etc/shadow"}, {"--fromenv=x"}, {"--undefok=x"},
-           {"--helpfull"}, {"extra"}, {"--", "extra"}, {"--top=abc"}, {"--top=1001"},
-           {"--top=99999999999"}, {"--top"}, {"--interval=0s"}, {"--interval=soon"},
-           {"--json=maybe"}, {"--nojson=true"}, {"--notop"}, {"--ports=0"}, {"--ports=1,2,3,4"},
-           {"--help=x"}}) {
+  for (const std::vector<const char*>& args :
+       std::vector<std::vector<const char*>>{{"--bogus"},
+                                             {"--flagfile=/etc/shadow"},
+                                             {"--fromenv=x"},
+                                             {"--undefok=x"},
+                                             {"--helpfull"},
+                                             {"extra"},
+                                             {"--", "extra"},
+                                             {"--top=abc"},
+                                             {"--top=1001"},
+                                             {"--top=99999999999"},
+                                             {"--top"},
+                                             {"--interval=0s"},
+                                             {"--interval=soon"},
+                                             {"--json=maybe"},
+                                             {"--nojson=true"},
+                                             {"--notop"},
+                                             {"--ports=0"},
+                                             {"--ports=1,2,3,4"},
+                                             {"--help=x"}}) {
     Values v;
     absl::StatusOr<Flags::Request> request = Parse(&v, args);
     EXPECT_TRUE(absl::IsInvalidArgument(request.status())) << args[0];

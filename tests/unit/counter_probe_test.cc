@@ -109,7 +109,10 @@ TEST_F(CounterProbeTest, LeavesNothingBehind) {
   for (int i = 0; i < 200; ++i) {
     left = 0;
     WalkStats stats;
-    ASSERT_TRUE(table_->Dump(kShownStateMask, [&](const SocketRecord&) { ++left; }, &stats).ok());
+    ASSERT_TRUE(table_
+                    ->Dump(
+                        kShownStateMask, [&](const SocketRecord&) { ++left; }, &stats)
+                    .ok());
     if (left == 0) break;
     usleep(10000);
   }

@@ -32,8 +32,8 @@ class NetlinkDumpTest : public ::testing::Test {
   std::vector<SocketRecord> Dump(const DumpRequest& request) {
     std::vector<SocketRecord> records;
     WalkStats stats;
-    absl::Status status =
-        table_->Dump(request, [&](const SocketRecord& r) { records.push_back(r); }, &stats);
+    absl::Status status = table_->Dump(
+        request, [&](const SocketRecord& r) { records.push_back(r); }, &stats);
     EXPECT_TRUE(status.ok()) << status;
     return records;
   }

@@ -228,9 +228,12 @@ uint32_t RequestedStates(const std::vector<uint8_t>& request, bool legacy) {
 TEST(DumpRequest, AsksForExactlyTheStatesSsShows) {
   EXPECT_EQ(kShownStateMask, kWanted);
   for (bool legacy : {true, false}) {
-    EXPECT_EQ(RequestedStates(BuildDumpRequest(legacy, AF_INET6, {.states = 0xffffffffu}, 7), legacy), kWanted);
-    EXPECT_EQ(RequestedStates(BuildDumpRequest(legacy, AF_INET, {.states = kShownStateMask}, 7), legacy),
-              kWanted);
+    EXPECT_EQ(
+        RequestedStates(BuildDumpRequest(legacy, AF_INET6, {.states = 0xffffffffu}, 7), legacy),
+        kWanted);
+    EXPECT_EQ(
+        RequestedStates(BuildDumpRequest(legacy, AF_INET, {.states = kShownStateMask}, 7), legacy),
+        kWanted);
     // Every single bit: only wanted ones pass.
     for (int bit = 0; bit < 32; ++bit) {
       const uint32_t asked = 1u << bit;

@@ -27,13 +27,14 @@ TEST(NameFromCgroup, ContainerRuntimesAndKubernetes) {
   // Kubernetes with the systemd driver: the pod UID's dashes became underscores.
   EXPECT_EQ(NameFromCgroup("/kubepods.slice/kubepods-burstable.slice/"
                            "kubepods-burstable-pod1b2c3d4e_0000_4111_8222_333344445555.slice/"
-                           "cri-containerd-" + kId + ".scope",
+                           "cri-containerd-" +
+                               kId + ".scope",
                            7),
             (NamespaceName{kShort, "1b2c3d4e-0000-4111-8222-333344445555", kShort}));
   // ... and with the cgroupfs driver.
-  EXPECT_EQ(NameFromCgroup("/kubepods/besteffort/pod1b2c3d4e-0000-4111-8222-333344445555/" + kId,
-                           7),
-            (NamespaceName{kShort, "1b2c3d4e-0000-4111-8222-333344445555", kShort}));
+  EXPECT_EQ(
+      NameFromCgroup("/kubepods/besteffort/pod1b2c3d4e-0000-4111-8222-333344445555/" + kId, 7),
+      (NamespaceName{kShort, "1b2c3d4e-0000-4111-8222-333344445555", kShort}));
   EXPECT_EQ(NameFromCgroup("/docker/" + kId, 7), (NamespaceName{kShort, "", kShort}));
 }
 
