@@ -97,9 +97,6 @@ class CloseWaitOwners::Search {
       if (!GoOn()) return;
       for (int pid : InResumeOrder(owners_.cgroups_.ProcessesOf(cgroup_id))) {
         if (!GoOn()) return;
-        // Containers of one pod, or namespaces made by one service, share a cgroup: without
-        // this, every namespace's search would read every process's fds (quadratic).
-        if (pid != 0 && !InSocketsNamespace(pid)) continue;
         Scan(pid, /*listed_in_cgroup=*/true);
       }
     }
@@ -110,7 +107,6 @@ class CloseWaitOwners::Search {
     if (!GoOn()) return;
     for (int pid : InResumeOrder(VisiblePids(proc_))) {
       if (!GoOn()) return;
-      if (!InSocketsNamespace(pid)) continue;
       Scan(pid, /*listed_in_cgroup=*/false);
     }
   }
@@ -161,6 +157,9 @@ class CloseWaitOwners::Search {
       ++result_.processes_hidden;
       return;
     }
+    // Containers of one pod, or namespaces made by one service, share a cgroup: without this,
+    // every namespace's search would read every process's fds (quadratic in namespaces).
+    if (!InSocketsNamespace(pid)) return;
     last_scanned_ = pid;
     const int from_fd = pid == owners_.resume_from_.first ? owners_.resume_from_.second : 0;
     const FdScan scan =

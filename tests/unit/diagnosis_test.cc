@@ -445,6 +445,32 @@ TEST_F(CgroupSearchTest, HiddenAndUnopenableProcessesAreSaidSo) {
   EXPECT_THAT(a.Why(), ::testing::HasSubstr("1 processes' fd tables could not be opened"));
 }
 
+TEST_F(CgroupSearchTest, ProcessesOfOtherNetworkNamespacesAreNotRead) {
+  // One cgroup, two network namespaces (a pod's containers, or namespaces one service made):
+  // a search for namespace B's sockets reads only B's processes, even when a process of A
+  // holds one of them (handed over), so that every namespace's search does not read every
+  // process of the cgroup.
+  const uint64_t shared = MakeCgroup("kubepods.slice/pod.slice", "100\n200\n");
+  Holder(100, 11);  // namespace A
+  Holder(200, 12);  // namespace B
+  proc_.File("100/ns/net", "");
+  const std::string b = proc_.File("200/ns/net", "");
+  struct stat st;
+  ASSERT_EQ(stat(b.c_str(), &st), 0);
+  CloseWaitOwnersOptions options;
+  options.proc = ProcRoot(proc_.path());
+  options.cgroup2_mount = root_.path();
+  options.netns_inode = st.st_ino;
+  CloseWaitOwners owners(options);
+  for (uint64_t inode : {11, 12}) owners.Observe(CloseWaitIn(inode, shared));
+  CloseWaitAttribution a = owners.Attribute();
+  ASSERT_EQ(a.owners.size(), 1u);
+  EXPECT_EQ(a.owners[0].pid, 200);
+  EXPECT_EQ(a.owners[0].sockets, 1u);
+  EXPECT_EQ(a.attributed, 1u);
+  EXPECT_EQ(a.unattributed, 1u);
+}
+
 TEST_F(CgroupSearchTest, ReachesTheHierarchyThroughInitsRootWhenThisMountNamespaceHidesIt) {
   // `ip netns exec` mounts a fresh /sys: this mount namespace has no cgroup2 mount, init's
   // has, and /proc/1/root leads there. Here init's root is the real / and its cgroup2 mount
