@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/kernel/counter_probe.h"
@@ -271,6 +272,13 @@ absl::Status Collector::CollectFromProc(Snapshot* snapshot, std::optional<Socket
 
 absl::StatusOr<Collection> Collector::Collect() {
   tally_.Reset();
+  // However this collection ends - an error, an exception (std::bad_alloc inside collectd),
+  // or done - the analyses forget what they observed of it: a collection that failed
+  // half-way must not leave its sockets to be counted again in the next one. (After
+  // Finish() this forgets nothing: Finish starts over.)
+  absl::Cleanup forget = [this] {
+    if (diagnoser_) diagnoser_->Discard();
+  };
   // Ports come from the main dump whenever it has every socket.
   auto observe = [this](const SocketRecord& r) {
     if (diagnoser_) diagnoser_->Observe(r);
@@ -286,13 +294,10 @@ absl::StatusOr<Collection> Collector::Collect() {
       snapshot->Count(TcpState::kCloseWait) > 0) {
     if (absl::Status status = ObserveCloseWaitAges(); !status.ok()) snapshot = status;
   }
-  if (!snapshot.ok()) {
-    // Forget the sockets seen before the failure. Finishing them instead would make a
-    // partial listener set the reference, and the next collection would report listeners
-    // as vanished that never went away.
-    if (diagnoser_) diagnoser_->Discard();
-    return snapshot.status();
-  }
+  // On failure the sockets seen before it are forgotten (above). Finishing them instead would
+  // make a partial listener set the reference, and the next collection would report
+  // listeners as vanished that never went away.
+  if (!snapshot.ok()) return snapshot.status();
   tally_.Finish(&*snapshot);
   Collection collection{*std::move(snapshot), std::nullopt};
   if (diagnoser_) {

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/time/clock.h"
 #include "common/kernel/network_namespace.h"
+#include "common/model/hash_tables.h"
 
 namespace tcpstates {
 
@@ -44,43 +44,57 @@ absl::StatusOr<NamespacesCollection> NamespacesCollector::Collect() {
   const NamespaceScan scan = FindNetworkNamespaces(request_.proc, run_netns_dir_);
   out.processes_unidentified = scan.processes_unidentified;
   const std::vector<size_t> chosen = Chosen(scan.namespaces);
-  absl::flat_hash_map<uint64_t, Collector> kept;
-  absl::flat_hash_map<uint64_t, std::string> kept_names;
-  appeared_.clear();
-  vanished_.clear();
+  // Everything this collection changes is built aside and committed at the end without
+  // allocating, so that an exception on the way (std::bad_alloc inside collectd) leaves the
+  // collectors, names and appeared/vanished lists as the last complete collection left them:
+  // no collector is moved out of collectors_ before the commit.
+  HashMap<uint64_t, Collector> created;
+  HashMap<uint64_t, std::string> names;
+  std::vector<std::string> appeared;
+  std::vector<std::string> vanished;
   for (size_t i : chosen) {
     const NetworkNamespace& ns = scan.namespaces[i];
     auto known = collectors_.find(ns.inode);
     if (known == collectors_.end()) {
-      absl::StatusOr<Collector> created = Collector::Create(RequestFor(ns));
-      if (!created.ok()) {
+      absl::StatusOr<Collector> collector = Collector::Create(RequestFor(ns));
+      if (!collector.ok()) {
         // Gone since the scan: quietly nothing. Otherwise not readable, and said so.
         if (NetworkNamespaceInode(ns.ns_path).ok())
-          out.namespaces.push_back({ns, created.status()});
+          out.namespaces.push_back({ns, collector.status()});
         continue;
       }
-      known = collectors_.emplace(ns.inode, *std::move(created)).first;
-      appeared_.push_back(ns.name.netns);
+      known = created.emplace(ns.inode, *std::move(collector)).first;
+      appeared.push_back(ns.name.netns);
     }
     absl::StatusOr<Collection> collection = known->second.Collect();
     if (!collection.ok() && !NetworkNamespaceInode(ns.ns_path).ok()) continue;  // vanished
-    kept.emplace(ns.inode, std::move(known->second));
-    kept_names.emplace(ns.inode, ns.name.netns);
+    names.emplace(ns.inode, ns.name.netns);
     out.namespaces.push_back({ns, std::move(collection)});
   }
   for (const auto& [inode, name] : names_) {
-    if (!kept.contains(inode)) vanished_.push_back(name);
+    if (!names.contains(inode)) vanished.push_back(name);
   }
-  collectors_ = std::move(kept);
-  names_ = std::move(kept_names);
   CollectOthers(scan.namespaces, chosen, &out);
+  collectors_.reserve(collectors_.size() + created.size());  // the merge below cannot rehash
+  // The commit: erasing, merging nodes into reserved buckets and swapping do not allocate.
+  for (auto it = collectors_.begin(); it != collectors_.end();) {
+    it = names.contains(it->first) ? std::next(it) : collectors_.erase(it);
+  }
+  for (auto it = created.begin(); it != created.end();) {
+    auto next = std::next(it);
+    if (names.contains(it->first)) collectors_.insert(created.extract(it));
+    it = next;
+  }
+  names_.swap(names);
+  appeared_.swap(appeared);
+  vanished_.swap(vanished);
   return out;
 }
 
 void NamespacesCollector::CollectOthers(const std::vector<NetworkNamespace>& found,
                                         const std::vector<size_t>& chosen,
                                         NamespacesCollection* out) {
-  const absl::flat_hash_set<size_t> reported(chosen.begin(), chosen.end());
+  const HashSet<size_t> reported(chosen.begin(), chosen.end());
   for (size_t i = 0; i < found.size(); ++i) {
     if (reported.contains(i)) continue;
     ++out->other_namespaces;

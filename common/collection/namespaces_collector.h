@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "common/collection/collector.h"
+#include "common/model/hash_tables.h"
 #include "common/namespaces/network_namespaces.h"
 
 namespace tcpstates {
@@ -76,8 +76,8 @@ class NamespacesCollector {
   size_t max_namespaces_;
   std::string run_netns_dir_;
   uint64_t own_inode_ = 0;
-  absl::flat_hash_map<uint64_t, Collector> collectors_;  // by namespace inode
-  absl::flat_hash_map<uint64_t, std::string> names_;     // of those, for appeared/vanished
+  HashMap<uint64_t, Collector> collectors_;  // by namespace inode
+  HashMap<uint64_t, std::string> names_;     // of those, for appeared/vanished
   std::vector<std::string> appeared_;
   std::vector<std::string> vanished_;
 };

@@ -4,11 +4,11 @@
 #include <tuple>
 #include <utility>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/kernel/network_namespace.h"
+#include "common/model/hash_tables.h"
 #include "common/model/tcp_state.h"
 
 namespace tcpstates {
@@ -213,8 +213,8 @@ class CloseWaitOwners::Search {
   }
 
   // The oldest age among each process's sockets, where ages are known.
-  absl::flat_hash_map<int, uint32_t> OldestPerPid() {
-    absl::flat_hash_map<int, uint32_t> oldest;
+  HashMap<int, uint32_t> OldestPerPid() {
+    HashMap<int, uint32_t> oldest;
     std::vector<std::pair<uint64_t, uint32_t>>& ages = owners_.age_of_;
     if (ages.empty()) return oldest;
     std::sort(ages.begin(), ages.end());
@@ -230,8 +230,8 @@ class CloseWaitOwners::Search {
 
   // Owners by (comm, unit), then the top N; the rest is summed as "other".
   void MergeAndCut(int top) {
-    const absl::flat_hash_map<int, uint32_t> oldest = OldestPerPid();
-    absl::flat_hash_map<std::pair<std::string, std::string>, size_t> index;
+    const HashMap<int, uint32_t> oldest = OldestPerPid();
+    HashMap<std::pair<std::string, std::string>, size_t> index;
     std::vector<CloseWaitOwner>& owners = result_.owners;
     for (const auto& [pid, sockets] : sockets_per_pid_) {
       result_.attributed += sockets;
@@ -271,8 +271,8 @@ class CloseWaitOwners::Search {
   std::vector<uint8_t> found_;  // per pending socket: attributed yet
   uint64_t left_ = 0;
   std::vector<Holder> holders_;
-  absl::flat_hash_map<int, uint64_t> sockets_per_pid_;
-  absl::flat_hash_set<int> scanned_;
+  HashMap<int, uint64_t> sockets_per_pid_;
+  HashSet<int> scanned_;
   int last_scanned_ = 0;
   std::optional<std::pair<int, int>> stopped_in_;  // (pid, fd) where the fd budget ran out
   CloseWaitAttribution result_;

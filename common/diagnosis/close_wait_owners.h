@@ -18,11 +18,11 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/diagnosis/process_table.h"
 #include "common/kernel/proc_files.h"
+#include "common/model/hash_tables.h"
 #include "common/model/socket_record.h"
 
 namespace tcpstates {
@@ -133,7 +133,7 @@ class CloseWaitOwners {
   std::optional<bool> proc_hides_processes_;  // read from mountinfo once
   // This collection's CLOSE_WAIT socket inodes (sorted by the search) and cgroups.
   std::vector<uint64_t> pending_;
-  absl::flat_hash_map<uint64_t, int> sockets_per_cgroup_;
+  HashMap<uint64_t, int> sockets_per_cgroup_;
   uint64_t not_accepted_ = 0;
   uint64_t beyond_cap_ = 0;
   std::optional<CloseWaitAges> ages_;

@@ -29,13 +29,12 @@ Diagnosis Diagnoser::Finish() {
   Diagnosis diagnosis;
   if (owners_) diagnosis.close_wait = owners_->Attribute();
   if (listen_) {
-    diagnosis.listen = listen_->Finish();
-    if (listener_cgroups_) {
-      for (NewListener& listener : diagnosis.listen->appeared) {
+    diagnosis.listen = listen_->Finish([this](NewListener& listener) {
+      if (listener_cgroups_) {
         listener.owners = FindListenerOwners(proc_, &*listener_cgroups_, listener.sockets,
                                              netns_inode_, max_fds_);
       }
-    }
+    });
   }
   if (pressure_) diagnosis.port_pressure = pressure_->Finish();
   return diagnosis;

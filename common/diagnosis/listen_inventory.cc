@@ -64,7 +64,7 @@ void ListenInventory::Observe(const SocketRecord& record) {
   candidates_[key].Add(record, /*remember=*/true);
 }
 
-ListenReport ListenInventory::Finish() {
+ListenReport ListenInventory::Finish(absl::FunctionRef<void(NewListener&)> name_owners) {
   ListenReport report;
   for (const auto& [key, seen] : followed_) report.listening.push_back(PortOf(key, seen));
   for (const auto& [key, sockets] : previous_) {
@@ -82,34 +82,32 @@ ListenReport ListenInventory::Finish() {
       report.appeared.push_back({PortOf(key, seen), {}, std::move(seen.sockets_seen)});
     }
   }
+  for (NewListener& listener : report.appeared) name_owners(listener);
   report.untracked_sockets = untracked_;
   SortByKey(&report.listening);
   SortByKey(&report.vanished);
-  previous_.clear();
+  HashMap<Key, uint64_t> listening_now;
   for (const ListenPort& port : report.listening) {
-    previous_.emplace(KeyOf(port.family, port.port), port.sockets);
+    listening_now.emplace(KeyOf(port.family, port.port), port.sockets);
   }
-  ReadListenCounters(&report);
+  const absl::StatusOr<ListenCounters> counters = tcpstates::ReadListenCounters(proc_);
+  // Nothing below allocates or throws: the reference for the next collection changes only
+  // together with a complete report (an exception above, std::bad_alloc inside collectd,
+  // leaves it as it was, and the caller discards this collection).
+  if (counters.ok() && previous_counters_) {
+    // Monotonic; a namespace created anew under the same reader would start over at 0.
+    report.overflows = counters->overflows >= previous_counters_->overflows
+                           ? counters->overflows - previous_counters_->overflows
+                           : counters->overflows;
+    report.drops = counters->drops >= previous_counters_->drops
+                       ? counters->drops - previous_counters_->drops
+                       : counters->drops;
+  }
+  previous_counters_ = counters.ok() ? std::optional<ListenCounters>(*counters) : std::nullopt;
+  previous_.swap(listening_now);
   have_previous_ = true;
   Discard();
   return report;
-}
-
-void ListenInventory::ReadListenCounters(ListenReport* report) {
-  absl::StatusOr<ListenCounters> now = tcpstates::ReadListenCounters(proc_);
-  if (!now.ok()) {
-    previous_counters_.reset();
-    return;
-  }
-  if (previous_counters_) {
-    // Monotonic; a namespace created anew under the same reader would start over at 0.
-    report->overflows = now->overflows >= previous_counters_->overflows
-                            ? now->overflows - previous_counters_->overflows
-                            : now->overflows;
-    report->drops = now->drops >= previous_counters_->drops ? now->drops - previous_counters_->drops
-                                                            : now->drops;
-  }
-  previous_counters_ = *now;
 }
 
 void ListenInventory::Discard() {

@@ -10,9 +10,10 @@
 #include <optional>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "common/diagnosis/listener_owners.h"
 #include "common/kernel/kernel_counters.h"
+#include "common/model/hash_tables.h"
 #include "common/model/socket_record.h"
 
 namespace tcpstates {
@@ -69,7 +70,9 @@ class ListenInventory {
       : max_ports_(max_ports), proc_(std::move(proc)) {}
 
   void Observe(const SocketRecord& record);
-  ListenReport Finish();
+  // Reports this collection and makes it the reference for the next one. `name_owners` fills
+  // in the owners of the new listeners before that: if it throws, the reference stays.
+  ListenReport Finish(absl::FunctionRef<void(NewListener&)> name_owners = [](NewListener&) {});
   // Forgets this collection's observations; the previous complete one stays the reference.
   void Discard();
 
@@ -87,13 +90,12 @@ class ListenInventory {
     void Add(const SocketRecord& record, bool remember);
   };
   static ListenPort PortOf(Key key, const Seen& seen);
-  void ReadListenCounters(ListenReport* report);
 
   size_t max_ports_;
   ProcRoot proc_;
-  absl::flat_hash_map<Key, uint64_t> previous_;  // reported last time
-  absl::flat_hash_map<Key, Seen> followed_;      // of those, listening now
-  std::map<Key, Seen> candidates_;               // new ports, the lowest max_ports_
+  HashMap<Key, uint64_t> previous_;  // reported last time
+  HashMap<Key, Seen> followed_;      // of those, listening now
+  std::map<Key, Seen> candidates_;   // new ports, the lowest max_ports_
   uint64_t untracked_ = 0;
   bool have_previous_ = false;
   std::optional<ListenCounters> previous_counters_;

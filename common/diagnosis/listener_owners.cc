@@ -2,22 +2,22 @@
 
 #include <algorithm>
 
-#include "absl/container/flat_hash_set.h"
 #include "common/kernel/network_namespace.h"
+#include "common/model/hash_tables.h"
 
 namespace tcpstates {
 
 std::vector<ListenerOwner> FindListenerOwners(const ProcRoot& proc, CgroupTree* cgroups,
                                               absl::Span<const SocketRef> sockets,
                                               uint64_t netns_inode, size_t max_fds) {
-  absl::flat_hash_set<uint64_t> wanted;
-  absl::flat_hash_set<uint64_t> cgroup_ids;
+  HashSet<uint64_t> wanted;
+  HashSet<uint64_t> cgroup_ids;
   for (const SocketRef& socket : sockets) {
     if (socket.inode != 0) wanted.insert(socket.inode);
     if (socket.cgroup_id != 0) cgroup_ids.insert(socket.cgroup_id);
   }
-  absl::flat_hash_set<int> holders;
-  absl::flat_hash_set<int> scanned;
+  HashSet<int> holders;
+  HashSet<int> scanned;
   size_t budget = max_fds;
   auto scan = [&](int pid) {
     if (pid <= 0 || !scanned.insert(pid).second) return;

@@ -12,8 +12,8 @@
 #include <optional>
 #include <string>
 
-#include "absl/container/flat_hash_map.h"
 #include "common/kernel/proc_files.h"
+#include "common/model/hash_tables.h"
 #include "common/model/socket_record.h"
 
 namespace tcpstates {
@@ -82,7 +82,7 @@ class PortPressure {
   std::function<PortSettings()> read_settings_;
   size_t max_endpoints_;
   PortSettings settings_;
-  absl::flat_hash_map<Key, uint64_t> usage_;
+  HashMap<Key, uint64_t> usage_;
   uint64_t untracked_ = 0;
 };
 

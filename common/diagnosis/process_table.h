@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "common/kernel/proc_files.h"
+#include "common/model/hash_tables.h"
 
 namespace tcpstates {
 
@@ -50,7 +50,7 @@ class CgroupTree {
   ProcRoot proc_;
   std::string mount_;
   bool looked_up_ = false;
-  absl::flat_hash_map<uint64_t, std::string> paths_;
+  HashMap<uint64_t, std::string> paths_;
 };
 
 // The cgroup v2 path of a process ("/system.slice/nginx.service"), "" when unknown.

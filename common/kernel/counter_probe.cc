@@ -12,7 +12,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "absl/base/const_init.h"
@@ -234,7 +233,7 @@ namespace {
 // away with the namespace when the thread ends.
 absl::StatusOr<CounterIdentities> ProbeInPrivateNamespace() {
   absl::StatusOr<CounterIdentities> result = absl::UnknownError("probe thread did not run");
-  std::thread thread([&result] {
+  absl::Status started = RunOnOwnThread([&result] {
     if (unshare(CLONE_NEWNET) != 0) {
       result = PosixError(errno, "unshare(CLONE_NEWNET)");
       return;
@@ -247,7 +246,7 @@ absl::StatusOr<CounterIdentities> ProbeInPrivateNamespace() {
     const ProcRoot thread_proc("/proc/thread-self");
     result = ProbeCounterIdentities([&] { return ReadTcpCounters(thread_proc); });
   });
-  thread.join();
+  if (!started.ok()) return started;
   return result;
 }
 

@@ -10,27 +10,47 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
+#include <system_error>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/kernel/posix_error.h"
 
 namespace tcpstates {
 
+absl::Status RunOnOwnThread(absl::FunctionRef<void()> work) {
+  std::exception_ptr thrown;
+  try {
+    std::thread thread([&] {
+      try {
+        work();
+      } catch (...) {
+        thrown = std::current_exception();
+      }
+    });
+    thread.join();
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(absl::StrCat("cannot start a thread: ", e.what()));
+  }
+  if (thrown) std::rethrow_exception(thrown);
+  return absl::OkStatus();
+}
+
 absl::Status RunInNetworkNamespace(const std::string& ns_path, absl::FunctionRef<void()> work) {
-  int fd = open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return PosixError(errno, absl::StrCat("open ", ns_path));
+  absl::Cleanup close_fd = [fd] { close(fd); };  // on an exception from work too
   absl::Status status;
-  std::thread thread([&] {
+  absl::Status started = RunOnOwnThread([&] {
     if (setns(fd, CLONE_NEWNET) != 0) {
       status = PosixError(errno, absl::StrCat("setns ", ns_path));
       return;
     }
     work();
   });
-  thread.join();
-  close(fd);
-  return status;
+  return started.ok() ? status : started;
 }
 
 absl::StatusOr<uint64_t> NetworkNamespaceInode(const std::string& ns_path) {

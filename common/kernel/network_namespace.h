@@ -16,6 +16,13 @@
 
 namespace tcpstates {
 
+// Runs `work` on a short-lived thread of its own and waits for it: how one thread changes
+// namespace (setns, unshare) while the process stays. An exception `work` throws
+// (std::bad_alloc) is rethrown in the caller's thread, where the caller's guard catches it,
+// instead of ending the process from a thread nobody guards; a thread that cannot be started
+// (a tasks limit) is ResourceExhausted.
+absl::Status RunOnOwnThread(absl::FunctionRef<void()> work);
+
 // Runs `work` on a thread of its own inside the network namespace at `ns_path` (a
 // /proc/PID/ns/net or /run/netns/NAME file), and waits for it. PermissionDenied without
 // CAP_SYS_ADMIN (setns); NotFound when the namespace is gone.

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -14,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "common/diagnosis/process_table.h"
 #include "common/kernel/network_namespace.h"
+#include "common/model/hash_tables.h"
 
 namespace tcpstates {
 namespace {
@@ -49,8 +49,8 @@ std::string PodUidIn(absl::string_view component) {
 }
 
 // /run/netns: name -> inode.
-absl::flat_hash_map<uint64_t, std::string> IpNetnsNames(const std::string& dir) {
-  absl::flat_hash_map<uint64_t, std::string> names;
+HashMap<uint64_t, std::string> IpNetnsNames(const std::string& dir) {
+  HashMap<uint64_t, std::string> names;
   DIR* netns = opendir(dir.c_str());
   if (netns == nullptr) return names;
   while (dirent* entry = readdir(netns)) {
@@ -85,7 +85,7 @@ NamespaceScan FindNetworkNamespaces(const ProcRoot& proc, const std::string& run
   absl::StatusOr<uint64_t> host = NetworkNamespaceInode(proc.Process(1, "ns/net"));
   if (!host.ok()) host = NetworkNamespaceInode(proc.Self("ns/net"));
   // Each namespace's lowest pid: a stable representative while that process lives.
-  absl::flat_hash_map<uint64_t, int> first_pid;
+  HashMap<uint64_t, int> first_pid;
   for (int pid : VisiblePids(proc)) {
     absl::StatusOr<uint64_t> inode = NetworkNamespaceInode(proc.Process(pid, "ns/net"));
     if (!inode.ok()) {
@@ -95,7 +95,7 @@ NamespaceScan FindNetworkNamespaces(const ProcRoot& proc, const std::string& run
     auto [it, inserted] = first_pid.try_emplace(*inode, pid);
     if (!inserted) it->second = std::min(it->second, pid);
   }
-  const absl::flat_hash_map<uint64_t, std::string> ip_names = IpNetnsNames(run_netns_dir);
+  const HashMap<uint64_t, std::string> ip_names = IpNetnsNames(run_netns_dir);
   for (const auto& [inode, name] : ip_names) first_pid.try_emplace(inode, 0);
 
   for (const auto& [inode, pid] : first_pid) {

@@ -16,8 +16,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
@@ -26,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "common/collection/collector.h"
 #include "common/collection/namespaces_collector.h"
+#include "common/model/hash_tables.h"
 #include "common/model/snapshot.h"
 #include "common/model/tcp_state.h"
 #include "common/version.h"
@@ -97,11 +96,11 @@ class TcpStatesPlugin {
   std::string netns_;  // sanitized name of the namespace being dispatched; "" without
   // Owners last logged per owners instance (pid and name of each), to log "who holds
   // CLOSE_WAIT" only when it changes; absent while there is no CLOSE_WAIT socket.
-  absl::flat_hash_map<std::string, std::string> logged_owners_;
+  HashMap<std::string, std::string> logged_owners_;
   std::string logged_source_detail_;
   // LISTEN at the previous read, per counts instance, for listen_change.
-  absl::flat_hash_map<std::string, uint64_t> previous_listen_;
-  absl::flat_hash_set<std::string> reported_unreadable_namespaces_;
+  HashMap<std::string, uint64_t> previous_listen_;
+  HashSet<std::string> reported_unreadable_namespaces_;
   c_complain_t read_complaint_ = C_COMPLAIN_INIT_STATIC;
   c_complain_t dispatch_complaint_ = C_COMPLAIN_INIT_STATIC;
   c_complain_t malformed_complaint_ = C_COMPLAIN_INIT_STATIC;

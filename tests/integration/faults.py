@@ -7,6 +7,7 @@ import os
 import harness
 
 LIBRARY = "tests/faults/libtcpstates-netlink-faults.so"
+THROWING_NEW = "tests/faults/libtcpstates-throwing-new.so"
 
 
 def env(log=None, **faults):
@@ -20,6 +21,21 @@ def env(log=None, **faults):
         result[f"TCPSTATES_FAULT_{name.upper()}"] = str(value)
     if log:
         result["TCPSTATES_FAULT_LOG"] = log
+    return result
+
+
+def throwing_new_env(sweep, log):
+    """os.environ with tests/faults/libtcpstates-throwing-new.so preloaded: collectd's reads
+    4, 6, ..., 2*sweep+2 each throw std::bad_alloc from one allocation, at positions spread from
+    a read's first allocation to its last, the reads between them clean (throwing_new.cc); its
+    log goes to `log`. It comes before the sanitizer runtimes, or theirs would be the operator
+    new the plugin calls; ASan is told not to insist on coming first."""
+    preload = [p for p in os.environ.get("TCPSTATES_SANITIZER_PRELOAD", "").split(":") if p]
+    result = dict(os.environ, LD_PRELOAD=":".join([harness.binary(THROWING_NEW)] + preload),
+                  TCPSTATES_FAULT_NEW_SWEEP=str(sweep), TCPSTATES_FAULT_NEW_LOG=log)
+    if preload:
+        result["ASAN_OPTIONS"] = ":".join(
+            filter(None, [os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0"]))
     return result
 
 

@@ -88,7 +88,8 @@ PluginDir "{os.path.dirname(binary("plugins/collectd/tcpstates.so"))}"
         preload = os.environ.get("TCPSTATES_SANITIZER_PRELOAD", "")
         if preload:
             env.setdefault("LD_PRELOAD", preload)  # faults.env() preloads them first itself
-            env["ASAN_OPTIONS"] = "detect_leaks=0"  # collectd itself leaks at exit
+            # collectd itself leaks at exit; options the caller set are kept.
+            env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "detect_leaks=0"]))
         self.output = open(self.output_path, "w")
         self.process = subprocess.Popen(
             self.workload.nsenter(["collectd", "-f", "-C", self.config]), env=env,

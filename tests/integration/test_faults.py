@@ -14,9 +14,11 @@ first or a later receive), in a namespace with a known socket population:
 """
 
 import errno
+import glob
 import json
 import os
 import re
+import signal
 import unittest
 
 import faults
@@ -25,6 +27,7 @@ import test_collectd
 import test_execd as base
 from execd_emulator import ExecdEmulator
 from harness import STATES, TempDir, wait_for
+from test_collectd import DAEMON_TIMEOUT
 
 WORKLOAD = dict(listen=150, established=150, close_wait=150, time_wait=150, syn_recv=150)
 
@@ -208,3 +211,128 @@ class CollectdFaultsTest(unittest.TestCase):
         self.assertEqual(daemon.log().count("socket table readable again"), 1, daemon.log())
         self.assertIsNone(re.search(r"tcpstates plugin: reading sockets from /proc", daemon.log()))
         daemon.assert_running(self)
+
+    # -- An exception inside a read ----------------------------------------------------------
+    # throwing_new.cc makes one allocation of a read throw std::bad_alloc, the one thing the
+    # core throws (allocation failure: vm.overcommit_memory=2, RLIMIT_AS). Reads 1-3 are clean
+    # and give a read's length A; then every other read throws, at positions spread from a
+    # read's first allocation to its last (every position when the sweep is at least A), and
+    # the reads between are clean. The workload does not change: every value any read
+    # dispatches - a clean one, or one that threw after dispatching some - must be the same.
+
+    BAD_ALLOC_ERROR = "tcpstates plugin: read: unexpected exception: std::bad_alloc"
+    # Series that change while nothing else does.
+    CLOCK_SERIES = ("gauge-oldest_age_seconds",)
+
+    def sweep_bad_alloc(self, options, workload, sweep):
+        """Runs collectd with `options` for tcpstates through a sweep of at most `sweep` throws;
+        returns the daemon, stopped, and the plugin instance directories' csv series."""
+        directory = self.enterContext(TempDir())
+        log = os.path.join(directory, "throwing_new.log")
+        # Reads every 0.1 s; a failed read does not delay the next (MaxReadInterval).
+        daemon = self.daemon(workload, "<LoadPlugin tcpstates>\n  Interval 0.1\n</LoadPlugin>\n"
+                             + test_collectd.tcpstates_block(**options),
+                             stock="MaxReadInterval 0.1\n", env=faults.throwing_new_env(sweep, log))
+
+        def log_lines():
+            if not os.path.exists(log):
+                return []
+            with open(log) as f:
+                return [line.split() for line in f if line.endswith("\n")]
+
+        def allocations(read):
+            found = [int(w[3]) for w in log_lines() if w[:2] == ["read", str(read)]]
+            return found[0] if found else None
+
+        def wait_for_read(read, timeout):
+            wait_for(lambda: allocations(read) is not None or daemon.process.poll() is not None, timeout)
+            daemon.assert_running(self)
+            self.assertIsNotNone(allocations(read), f"{daemon.log()}\nthrowing_new.cc: {log_lines()[-4:]}")
+            return allocations(read)
+
+        length = wait_for_read(3, DAEMON_TIMEOUT)
+        throws = min(sweep, length)
+        wait_for_read(2 * throws + 3, 180)  # the clean read after the last throw
+        self.sweep_log = log_lines()
+        daemon.process.send_signal(signal.SIGTERM)
+        self.assertEqual(daemon.process.wait(timeout=DAEMON_TIMEOUT), 0, daemon.log())
+
+        # The throws happened where the sweep puts them: read 4 + 2k at allocation
+        # 1 + k (A - 1) / (throws - 1), and nowhere else.
+        expected = [(4 + 2 * k, 1 + k * (length - 1) // (throws - 1) if throws > 1 else 1)
+                    for k in range(throws)]
+        thrown = [(int(w[1]), int(w[2])) for w in log_lines() if w[0] == "throw"]
+        self.assertEqual(thrown, expected)
+        self.assertEqual([w for w in log_lines() if w[0] == "miss"], [])
+        # Each one reached the plugin's guard and nothing else did: one ERROR per throw, no
+        # other error, no notification (nothing came or went), the daemon stopped cleanly.
+        text = daemon.log()
+        self.assertEqual(text.count(self.BAD_ALLOC_ERROR), throws, text)
+        errors = [line for line in text.splitlines()
+                  if "[error]" in line and self.BAD_ALLOC_ERROR not in line]
+        self.assertEqual(errors, [])
+        self.assertNotIn("Notification:", text)
+        self.assertNotIn("Sanitizer", text)
+        series = {}
+        for path in glob.glob(os.path.join(daemon.csv_dir, test_collectd.HOSTNAME, "*", "*")):
+            name = os.path.basename(path).rsplit("-", 3)[0]  # without the date
+            instance = os.path.basename(os.path.dirname(path))
+            with open(path) as f:
+                values = [float(line.split(",")[1]) for line in f.read().splitlines()[1:]]
+            series.setdefault(instance, {})[name] = series.get(instance, {}).get(name, []) + values
+        return daemon, series, throws
+
+    def assert_values_unchanged(self, series, counts, clean_reads):
+        """Every series holds one value throughout and at least one per clean read; those of
+        `counts` ({instance: {state: n, "total": n}}) hold exactly that."""
+        for instance, names in series.items():
+            for name, values in names.items():
+                if name in self.CLOCK_SERIES:
+                    continue
+                with self.subTest(instance=instance, series=name):
+                    self.assertEqual(set(values), {values[-1]})
+                    # listen_change and the accept-queue deltas begin at the second read.
+                    self.assertGreaterEqual(len(values), clean_reads - 1)
+        for instance, expected in counts.items():
+            for state, value in expected.items():
+                with self.subTest(instance=instance, state=state):
+                    self.assertEqual(set(series[f"tcpstates-{instance}"][f"tcp_connections-{state}"]),
+                                     {float(value)})
+
+    def test_bad_alloc_anywhere_in_a_full_read_with_every_analysis(self):
+        # Every position of a read that dumps every socket and runs every analysis: counts per
+        # family and port, queued bytes, CLOSE_WAIT owners and ages, listening ports and their
+        # queues, new and vanished listeners, port pressure.
+        workload = self.settled_workload(listen=5, established=10, close_wait=12, time_wait=5)
+        daemon, series, throws = self.sweep_bad_alloc(
+            dict(Source="netlink", Counting="full", ReportByFamily="true", PortPressure="true",
+                 QueuedBytes="true", LocalPort="1"), workload, sweep=1000)
+        self.assertEqual(set(series["tcpstates-all"]["gauge-listen_change"]), {0.0})
+        self.assertEqual(set(series["tcpstates-close_wait_owners"]["tcp_connections-unattributed"]), {0.0})
+        self.assert_values_unchanged(series, {
+            "all": test_collectd.expected_counts(workload),
+            **{family: test_collectd.expected_counts(workload, family) for family in test_collectd.FAMILIES},
+            "1-local": {state: 0 for state in STATES + ["total"]}}, clean_reads=3 + throws)
+
+    def test_bad_alloc_anywhere_in_a_counters_read(self):
+        # Every position of the default read (counters, the dump without ESTABLISHED and
+        # TIME_WAIT, CLOSE_WAIT ages) plus a port counted by a second, kernel-filtered dump.
+        workload = self.settled_workload(listen=5, established=10, close_wait=12, time_wait=5)
+        daemon, series, throws = self.sweep_bad_alloc(
+            dict(Source="netlink", Counting="counters", LocalPort="1"), workload, sweep=1000)
+        self.assertIn("tcpstates plugin: counting counters (", daemon.log())
+        self.assert_values_unchanged(series, {
+            "all": test_collectd.expected_counts(workload),
+            "1-local": {state: 0 for state in STATES + ["total"]}}, clean_reads=3 + throws)
+
+    def test_bad_alloc_in_reads_of_every_namespace(self):
+        # Reads of every namespace of the host are long (a /proc scan, one collection per
+        # namespace, each on a thread of its own when it is created): 60 positions of them.
+        workload = self.settled_workload(listen=5, established=10, close_wait=12, time_wait=5)
+        daemon, series, throws = self.sweep_bad_alloc(
+            dict(Source="netlink", AllNamespaces="true"), workload, sweep=60)
+        self.assertEqual(throws, 60)
+        # The workload's namespace is the daemon's own ("host"): collectd runs inside it.
+        self.assert_values_unchanged(
+            {instance: names for instance, names in series.items() if instance.startswith("tcpstates-host")},
+            {"host": test_collectd.expected_counts(workload)}, clean_reads=3 + throws)
