@@ -88,10 +88,12 @@ PortPressureReport PortPressure::Finish() {
   report.settings = settings_;
   report.endpoints = usage_.size();
   report.untracked_sockets = untracked_;
+  // Of endpoints equally busy, the lowest (family, address, port): the same one at every
+  // collection, whatever order the table holds them in, so its series name does not flip.
   const Key* busiest = nullptr;
   uint64_t most = 0;
   for (const auto& [key, count] : usage_) {
-    if (count > most) {
+    if (count > most || (count == most && busiest != nullptr && key < *busiest)) {
       most = count;
       busiest = &key;
     }

@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <tuple>
 
 #include "common/kernel/proc_files.h"
 #include "common/model/hash_tables.h"
@@ -78,6 +79,9 @@ class PortPressure {
       return H::combine(std::move(h), k.family, k.port, k.address);
     }
     friend bool operator==(const Key&, const Key&) = default;
+    friend bool operator<(const Key& a, const Key& b) {
+      return std::tie(a.family, a.address, a.port) < std::tie(b.family, b.address, b.port);
+    }
   };
   std::function<PortSettings()> read_settings_;
   size_t max_endpoints_;

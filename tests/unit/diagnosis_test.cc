@@ -227,6 +227,28 @@ TEST(PortPressure, BusiestEndpointAndSettings) {
   EXPECT_EQ(report.endpoints, 2u);
 }
 
+TEST(PortPressure, OfEquallyBusyEndpointsTheLowestIsTheBusiest) {
+  // Its name is a series name: it must not flip between reads with the table's order.
+  TempDir proc;
+  PortPressure pressure(FakeSysctls(proc));
+  for (int round = 0; round < 3; ++round) {
+    for (uint8_t octet : {200, 7, 90, 3, 150}) {
+      for (uint16_t port = 40000; port < 40010; ++port) {
+        SocketRecord r;
+        r.state = static_cast<uint8_t>(TcpState::kEstablished);
+        r.local_port = port + octet;
+        r.remote_port = 443;
+        r.remote_address = {10, 0, 0, octet};
+        pressure.Observe(r);
+      }
+    }
+    PortPressureReport report = pressure.Finish();
+    ASSERT_TRUE(report.busiest.has_value());
+    EXPECT_EQ(report.busiest->EndpointText(), "10.0.0.3:443");
+    EXPECT_EQ(report.busiest->ports_in_use, 10u);
+  }
+}
+
 TEST(PortPressure, Ipv4MappedPeersAreTheIpv4Endpoint) {
   // Dual-stack clients reach 10.0.0.1:443 as ::ffff:10.0.0.1 too; both draw on the same
   // local ports, so they are one endpoint.
