@@ -223,10 +223,14 @@ class CollectdFaultsTest(unittest.TestCase):
     BAD_ALLOC_ERROR = "tcpstates plugin: read: unexpected exception: std::bad_alloc"
     # Series that change while nothing else does.
     CLOCK_SERIES = ("gauge-oldest_age_seconds",)
+    SWEEP_WORKLOAD = dict(listen=5, established=10, close_wait=12, time_wait=5)
+    NO_SOCKETS = {state: 0 for state in STATES + ["total"]}  # LocalPort 1
 
-    def sweep_bad_alloc(self, options, workload, sweep):
-        """Runs collectd with `options` for tcpstates through a sweep of at most `sweep` throws;
-        returns the daemon, stopped, and the plugin instance directories' csv series."""
+    def sweep_bad_alloc(self, options, sweep):
+        """Runs collectd with `options` for tcpstates on SWEEP_WORKLOAD through a sweep of at
+        most `sweep` throws; returns the workload, the daemon (stopped), the csv series by
+        plugin instance directory and name, and the number of throws."""
+        workload = self.settled_workload(**self.SWEEP_WORKLOAD)
         directory = self.enterContext(TempDir())
         log = os.path.join(directory, "throwing_new.log")
         # Reads every 0.1 s; a failed read does not delay the next (MaxReadInterval).
@@ -280,7 +284,7 @@ class CollectdFaultsTest(unittest.TestCase):
             with open(path) as f:
                 values = [float(line.split(",")[1]) for line in f.read().splitlines()[1:]]
             series.setdefault(instance, {})[name] = series.get(instance, {}).get(name, []) + values
-        return daemon, series, throws
+        return workload, daemon, series, throws
 
     def assert_values_unchanged(self, series, counts, clean_reads):
         """Every series holds one value throughout and at least one per clean read; those of
@@ -303,34 +307,31 @@ class CollectdFaultsTest(unittest.TestCase):
         # Every position of a read that dumps every socket and runs every analysis: counts per
         # family and port, queued bytes, CLOSE_WAIT owners and ages, listening ports and their
         # queues, new and vanished listeners, port pressure.
-        workload = self.settled_workload(listen=5, established=10, close_wait=12, time_wait=5)
-        daemon, series, throws = self.sweep_bad_alloc(
+        workload, daemon, series, throws = self.sweep_bad_alloc(
             dict(Source="netlink", Counting="full", ReportByFamily="true", PortPressure="true",
-                 QueuedBytes="true", LocalPort="1"), workload, sweep=1000)
+                 QueuedBytes="true", LocalPort="1"), sweep=1000)
         self.assertEqual(set(series["tcpstates-all"]["gauge-listen_change"]), {0.0})
         self.assertEqual(set(series["tcpstates-close_wait_owners"]["tcp_connections-unattributed"]), {0.0})
         self.assert_values_unchanged(series, {
             "all": test_collectd.expected_counts(workload),
             **{family: test_collectd.expected_counts(workload, family) for family in test_collectd.FAMILIES},
-            "1-local": {state: 0 for state in STATES + ["total"]}}, clean_reads=3 + throws)
+            "1-local": self.NO_SOCKETS}, clean_reads=3 + throws)
 
     def test_bad_alloc_anywhere_in_a_counters_read(self):
         # Every position of the default read (counters, the dump without ESTABLISHED and
         # TIME_WAIT, CLOSE_WAIT ages) plus a port counted by a second, kernel-filtered dump.
-        workload = self.settled_workload(listen=5, established=10, close_wait=12, time_wait=5)
-        daemon, series, throws = self.sweep_bad_alloc(
-            dict(Source="netlink", Counting="counters", LocalPort="1"), workload, sweep=1000)
+        workload, daemon, series, throws = self.sweep_bad_alloc(
+            dict(Source="netlink", Counting="counters", LocalPort="1"), sweep=1000)
         self.assertIn("tcpstates plugin: counting counters (", daemon.log())
         self.assert_values_unchanged(series, {
             "all": test_collectd.expected_counts(workload),
-            "1-local": {state: 0 for state in STATES + ["total"]}}, clean_reads=3 + throws)
+            "1-local": self.NO_SOCKETS}, clean_reads=3 + throws)
 
     def test_bad_alloc_in_reads_of_every_namespace(self):
         # Reads of every namespace of the host are long (a /proc scan, one collection per
         # namespace, each on a thread of its own when it is created): 60 positions of them.
-        workload = self.settled_workload(listen=5, established=10, close_wait=12, time_wait=5)
-        daemon, series, throws = self.sweep_bad_alloc(
-            dict(Source="netlink", AllNamespaces="true"), workload, sweep=60)
+        workload, daemon, series, throws = self.sweep_bad_alloc(
+            dict(Source="netlink", AllNamespaces="true"), sweep=60)
         self.assertEqual(throws, 60)
         # The workload's namespace is the daemon's own ("host"): collectd runs inside it.
         self.assert_values_unchanged(
