@@ -75,6 +75,14 @@ CollectionRequest WithCounting(CollectionRequest request, CountingChoice countin
   return request;
 }
 
+// Port pressure needs every ESTABLISHED and TIME_WAIT socket: a full dump, and a hash-table
+// lookup per socket (the endpoint it connects to).
+CollectionRequest WithPortPressure(CollectionRequest request) {
+  request.counting = CountingChoice::kFull;
+  request.diagnosis->port_pressure = true;
+  return request;
+}
+
 // `n` ports, half local and half remote, from the workload's port range (10000..59999: every
 // port there carries a few sockets at 100k and more).
 CollectionRequest WithPorts(CollectionRequest request, int n) {
@@ -235,7 +243,8 @@ int main(int argc, char** argv) {
          AddCollector(variants, "full + ages dump only",
                       WithCounting(only(false, false), CountingChoice::kFull)) &&
          AddCollector(variants, "full, diagnosis (execd --counting=full)",
-                      WithCounting(defaults, CountingChoice::kFull));
+                      WithCounting(defaults, CountingChoice::kFull)) &&
+         AddCollector(variants, "full, diagnosis + port pressure", WithPortPressure(defaults));
   } else if (suite == "namespaces") {
     ok = AddNamespacesCollector(variants, "all namespaces, execd default (diagnosis)", defaults,
                                 run_netns_dir) &&

@@ -233,10 +233,11 @@ class CollectdFaultsTest(unittest.TestCase):
         workload = self.settled_workload(**self.SWEEP_WORKLOAD)
         directory = self.enterContext(TempDir())
         log = os.path.join(directory, "throwing_new.log")
-        # Reads every 0.1 s; a failed read does not delay the next (MaxReadInterval).
-        daemon = self.daemon(workload, "<LoadPlugin tcpstates>\n  Interval 0.1\n</LoadPlugin>\n"
+        # Reads every 0.05 s (one takes a few ms, under ASan too); a failed read does not delay
+        # the next (MaxReadInterval).
+        daemon = self.daemon(workload, "<LoadPlugin tcpstates>\n  Interval 0.05\n</LoadPlugin>\n"
                              + test_collectd.tcpstates_block(**options),
-                             stock="MaxReadInterval 0.1\n", env=faults.throwing_new_env(sweep, log))
+                             stock="MaxReadInterval 0.05\n", env=faults.throwing_new_env(sweep, log))
 
         def log_lines():
             if not os.path.exists(log):
