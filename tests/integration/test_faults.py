@@ -46,9 +46,16 @@ class FaultsTestCase(base.ExecdTestCase):
     def requests(self):
         return [words[2] for _, words in faults.events(self.log, "request")]
 
-    def assert_exact_json(self, snapshot):
+    def assert_exact_snapshot(self, result, source, detail):
+        """A run that exited 0 with exact JSON counts read from `source`, its detail saying
+        `detail`; returns the snapshot."""
+        self.assertEqual(result.returncode, 0, result.stderr)
+        snapshot = json.loads(result.stdout)
+        self.assertEqual(snapshot["source"], source)
+        self.assertIn(detail, snapshot["source_detail"])
         self.assertEqual(snapshot["states"], self.workload.expected)
         self.assertEqual(snapshot["totals"], {s: self.workload.total(s) for s in STATES})
+        return snapshot
 
 
 class CliFaultsTest(FaultsTestCase):
@@ -56,13 +63,9 @@ class CliFaultsTest(FaultsTestCase):
         return self.workload.run(cli("--json", *args), env=faults.env(log=self.log, **fault))
 
     def test_auto_falls_back_to_proc_when_the_socket_is_refused(self):
-        result = self.run_cli("--source=auto", socket=errno.EACCES)
-        self.assertEqual(result.returncode, 0, result.stderr)
-        snapshot = json.loads(result.stdout)
-        self.assertEqual(snapshot["source"], "proc")
-        self.assertIn("(auto: netlink unavailable: ", snapshot["source_detail"])
+        snapshot = self.assert_exact_snapshot(self.run_cli("--source=auto", socket=errno.EACCES),
+                                              "proc", "(auto: netlink unavailable: ")
         self.assertIn("Permission denied", snapshot["source_detail"])
-        self.assert_exact_json(snapshot)
         # --source=netlink has nothing to fall back to: exit 1, saying why.
         result = self.run_cli("--source=netlink", socket=errno.EACCES)
         self.assertEqual(result.returncode, 1, result.stderr)
@@ -70,12 +73,8 @@ class CliFaultsTest(FaultsTestCase):
         self.assertIn("Permission denied", result.stderr)
 
     def test_auto_falls_back_to_proc_when_the_dump_is_refused(self):
-        result = self.run_cli("--source=auto", dump=f"0:1:{errno.EPERM}")
-        self.assertEqual(result.returncode, 0, result.stderr)
-        snapshot = json.loads(result.stdout)
-        self.assertEqual(snapshot["source"], "proc")
-        self.assertIn("(auto: netlink dump failed: ", snapshot["source_detail"])
-        self.assert_exact_json(snapshot)
+        self.assert_exact_snapshot(self.run_cli("--source=auto", dump=f"0:1:{errno.EPERM}"),
+                                   "proc", "(auto: netlink dump failed: ")
         # The legacy request refused with nothing delivered is taken for a kernel without it;
         # the per-family dump refused too, the collection switched to /proc.
         self.assertEqual(self.requests(), ["type=legacy", "type=by-family"])
@@ -93,12 +92,8 @@ class CliFaultsTest(FaultsTestCase):
         self.assertGreater(int(log[1][1][2].split("=")[1]), 0)
 
     def test_legacy_request_refused_gives_per_family_dumps(self):
-        result = self.run_cli("--source=netlink", legacy=errno.EINVAL)
-        self.assertEqual(result.returncode, 0, result.stderr)
-        snapshot = json.loads(result.stdout)
-        self.assertEqual(snapshot["source"], "netlink")
-        self.assertIn("legacy TCPDIAG_GETSOCK refused, per-family dumps", snapshot["source_detail"])
-        self.assert_exact_json(snapshot)
+        self.assert_exact_snapshot(self.run_cli("--source=netlink", legacy=errno.EINVAL),
+                                   "netlink", "legacy TCPDIAG_GETSOCK refused, per-family dumps")
         # Two per-family dumps for the counts, two for the CLOSE_WAIT diagnosis's dump: the
         # legacy request is never tried again.
         self.assertEqual(self.requests(), ["type=legacy"] + ["type=by-family"] * 4)
