@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/kernel/posix_error.h"
 
@@ -254,6 +255,15 @@ absl::Status NetlinkSocketTable::DumpOnce(bool legacy, uint8_t family, const Dum
     if (errno != EINTR) return PosixError(errno, "sock_diag request");
   }
 
+  // However the dump stops short of its end - a receive error, a truncated or malformed
+  // reply, or an exception from the visitor (std::bad_alloc inside collectd) - the rest of it
+  // is read and dropped, or the next dump on this socket would get EBUSY.
+  absl::Cleanup discard_rest = [this, seq] {
+    try {
+      DiscardRestOfDump(seq);
+    } catch (...) {  // runs during unwinding too: nothing may escape
+    }
+  };
   for (;;) {
     iovec iov{buffer_.get(), kReceiveBufferSize};
     msghdr message{};
@@ -262,19 +272,19 @@ absl::Status NetlinkSocketTable::DumpOnce(bool legacy, uint8_t family, const Dum
     ssize_t received = recvmsg(fd_, &message, 0);
     if (received < 0) {
       if (errno == EINTR) continue;
-      absl::Status status = PosixError(errno, "sock_diag receive");
-      DiscardRestOfDump(seq);
-      return status;
+      return PosixError(errno, "sock_diag receive");
     }
     if (received == 0) return absl::UnavailableError("sock_diag: netlink socket closed");
     if (message.msg_flags & MSG_TRUNC) {
-      DiscardRestOfDump(seq);
       return absl::InternalError("sock_diag: a reply did not fit the receive buffer");
     }
     absl::StatusOr<DumpProgress> progress = WalkDiagMessages(
         absl::MakeConstSpan(buffer_.get(), static_cast<size_t>(received)), seq, visitor, stats);
     if (!progress.ok()) return progress.status();
-    if (*progress == DumpProgress::kDone) return absl::OkStatus();
+    if (*progress == DumpProgress::kDone) {
+      std::move(discard_rest).Cancel();
+      return absl::OkStatus();
+    }
   }
 }
 
